@@ -1,0 +1,189 @@
+//! Executing one parsed request: store operation, statistics, reply bytes.
+
+use super::stats::ThreadStats;
+use super::Engine;
+use crate::protocol::{reply, ArithOp, Request, StoreMode};
+use crate::store::{deadline, ArithOutcome, Miss, StoreOutcome};
+
+/// What the connection does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// `quit`: close once the replies before it are written.
+    Close,
+}
+
+impl Engine {
+    /// Executes `request`, whose spans point into `input`, and appends its
+    /// reply to `out` (nothing for `noreply`). `stats` are the calling
+    /// thread's own; `now` is unix seconds, read once per batch.
+    pub fn execute(
+        &self,
+        request: &Request,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        stats: &ThreadStats,
+        now: u32,
+    ) -> Flow {
+        stats.requests.incr();
+        let mark = out.len();
+        let flow = self.reply(request, input, out, stats, now);
+        if request.noreply() {
+            out.truncate(mark);
+        }
+        flow
+    }
+
+    fn reply(
+        &self,
+        request: &Request,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        stats: &ThreadStats,
+        now: u32,
+    ) -> Flow {
+        let c = &stats.commands;
+        let store = &self.store;
+        match *request {
+            Request::Get {
+                keys,
+                with_cas,
+                touch,
+            } => {
+                let touch = touch.map(|exptime| deadline(exptime, now));
+                for key in keys.words(input) {
+                    let found = store.get(key, touch, now, |item| {
+                        let cas = with_cas.then_some(item.cas);
+                        reply::value(out, key, item.flags, item.value, cas);
+                    });
+                    match (touch, found) {
+                        (None, Ok(())) => c.get_hits.incr(),
+                        (None, Err(miss)) => {
+                            c.get_misses.incr();
+                            match miss {
+                                Miss::Expired => c.get_expired.incr(),
+                                Miss::Flushed => c.get_flushed.incr(),
+                                Miss::Absent => {}
+                            }
+                        }
+                        (Some(_), Ok(())) => c.touch_hits.incr(),
+                        (Some(_), Err(_)) => c.touch_misses.incr(),
+                    }
+                    if touch.is_some() {
+                        c.cmd_touch.incr();
+                    } else {
+                        c.cmd_get.incr();
+                    }
+                }
+                out.extend_from_slice(reply::END);
+            }
+            Request::Store {
+                mode,
+                key,
+                flags,
+                exptime,
+                data,
+                ..
+            } => {
+                c.cmd_set.incr();
+                let key = key.of(input);
+                let outcome = store.store(
+                    mode,
+                    key,
+                    flags,
+                    deadline(exptime, now),
+                    data.of(input),
+                    now,
+                );
+                if let StoreMode::Cas(_) = mode {
+                    match outcome {
+                        StoreOutcome::Stored => c.cas_hits.incr(),
+                        StoreOutcome::Exists => c.cas_badval.incr(),
+                        StoreOutcome::NotFound => c.cas_misses.incr(),
+                        StoreOutcome::NotStored => {}
+                    }
+                }
+                out.extend_from_slice(match outcome {
+                    StoreOutcome::Stored => reply::STORED,
+                    StoreOutcome::NotStored => reply::NOT_STORED,
+                    StoreOutcome::Exists => reply::EXISTS,
+                    StoreOutcome::NotFound => reply::NOT_FOUND,
+                });
+            }
+            Request::TooLarge { mode, key, .. } => {
+                c.store_too_large.incr();
+                // As memcached: a failed set must not leave the old value readable.
+                if mode == StoreMode::Set {
+                    store.delete(key.of(input), now);
+                }
+                out.extend_from_slice(reply::TOO_LARGE);
+            }
+            Request::Delete { key, .. } => {
+                if store.delete(key.of(input), now) {
+                    c.delete_hits.incr();
+                    out.extend_from_slice(reply::DELETED);
+                } else {
+                    c.delete_misses.incr();
+                    out.extend_from_slice(reply::NOT_FOUND);
+                }
+            }
+            Request::Arithmetic { op, key, delta, .. } => {
+                let incr = op == ArithOp::Incr;
+                let (hits, misses) = if incr {
+                    (&c.incr_hits, &c.incr_misses)
+                } else {
+                    (&c.decr_hits, &c.decr_misses)
+                };
+                match store.arithmetic(key.of(input), incr, delta, now) {
+                    ArithOutcome::Value(value) => {
+                        hits.incr();
+                        reply::number(out, value);
+                    }
+                    ArithOutcome::NotFound => {
+                        misses.incr();
+                        out.extend_from_slice(reply::NOT_FOUND);
+                    }
+                    ArithOutcome::NonNumeric => out.extend_from_slice(reply::NON_NUMERIC),
+                }
+            }
+            Request::Touch { key, exptime, .. } => {
+                c.cmd_touch.incr();
+                if store.touch(key.of(input), deadline(exptime, now), now) {
+                    c.touch_hits.incr();
+                    out.extend_from_slice(reply::TOUCHED);
+                } else {
+                    c.touch_misses.incr();
+                    out.extend_from_slice(reply::NOT_FOUND);
+                }
+            }
+            Request::FlushAll { delay, .. } => {
+                c.cmd_flush.incr();
+                store.flush_all(delay, now);
+                out.extend_from_slice(reply::OK);
+            }
+            Request::Version => {
+                out.extend_from_slice(b"VERSION ");
+                out.extend_from_slice(super::VERSION.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Request::Verbosity { level, .. } => {
+                self.set_verbosity(level);
+                out.extend_from_slice(reply::OK);
+            }
+            Request::Stats { args } => self.report(args.of(input), out, now),
+            Request::CacheMemlimit { megabytes, .. } => {
+                out.extend_from_slice(match megabytes {
+                    0..=7 => reply::MEMLIMIT_TOO_SMALL,
+                    1_000_000_001.. => reply::MEMLIMIT_NOT_BYTES,
+                    mb => {
+                        store.set_memory_limit(mb as usize * 1024 * 1024);
+                        reply::OK
+                    }
+                });
+            }
+            Request::Quit => return Flow::Close,
+            Request::Error { reply, .. } => out.extend_from_slice(reply.line()),
+        }
+        Flow::Continue
+    }
+}

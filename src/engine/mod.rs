@@ -1,0 +1,65 @@
+//! Request execution: the part of serving a request that does not depend on
+//! which thread runs it. Every pattern parses with [`crate::protocol`] and
+//! then calls [`Engine::execute`]; only *where* that call happens differs.
+
+mod execute;
+mod report;
+pub mod stats;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use crate::protocol::Limits;
+use crate::store::Store;
+use stats::StatsRegistry;
+
+pub use execute::Flow;
+
+/// The version kvserve reports (`version`, `stats`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The server settings that requests can see, through `stats settings`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub pattern: &'static str,
+    pub threads: usize,
+    pub port: u16,
+    pub listen: String,
+    pub max_conns: usize,
+    pub reqs_per_event: usize,
+    /// Unsent reply bytes after which a connection is not read (backpressure).
+    pub max_pending_output: usize,
+    pub max_item_size: usize,
+    pub idle_timeout: u64,
+}
+
+/// The store, the statistics and the settings: what executing a request needs.
+pub struct Engine {
+    pub store: Store,
+    pub stats: StatsRegistry,
+    pub settings: Settings,
+    pub limits: Limits,
+    verbosity: AtomicU32,
+    started: Instant,
+}
+
+impl Engine {
+    pub fn new(settings: Settings, memory_limit: usize) -> Engine {
+        Engine {
+            store: Store::new(memory_limit, settings.max_item_size),
+            stats: StatsRegistry::default(),
+            limits: Limits::new(settings.max_item_size),
+            settings,
+            verbosity: AtomicU32::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn set_verbosity(&self, level: u32) {
+        self.verbosity.store(level, Ordering::Relaxed);
+    }
+
+    fn verbosity(&self) -> u32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+}

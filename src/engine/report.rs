@@ -1,0 +1,201 @@
+//! The `stats` family of commands, in memcached's shapes.
+
+use super::Engine;
+use crate::protocol::reply::{self, stat};
+
+impl Engine {
+    /// Answers `stats <args>`.
+    pub(super) fn report(&self, args: &[u8], out: &mut Vec<u8>, now: u32) {
+        let mut words = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        match words.next() {
+            None => self.general_stats(out, now),
+            Some(b"settings") => self.settings_stats(out),
+            Some(b"items") => self.items_stats(out),
+            Some(b"slabs") => self.slabs_stats(out),
+            Some(b"threads") => self.thread_stats(out),
+            Some(b"cachedump") => return self.cachedump(words.next(), words.next(), out),
+            Some(b"reset") => {
+                self.stats.reset();
+                out.extend_from_slice(reply::RESET);
+                return;
+            }
+            Some(_) => {
+                out.extend_from_slice(b"ERROR\r\n");
+                return;
+            }
+        }
+        out.extend_from_slice(reply::END);
+    }
+
+    fn general_stats(&self, out: &mut Vec<u8>, now: u32) {
+        let totals = self.stats.totals();
+        let store = self.store.stats();
+        let (user, system) = cpu_times();
+        let conns = &self.stats;
+        stat(out, "pid", std::process::id());
+        stat(out, "uptime", self.started.elapsed().as_secs());
+        stat(out, "time", now);
+        stat(out, "version", super::VERSION);
+        stat(out, "pointer_size", usize::BITS);
+        stat(out, "rusage_user", user);
+        stat(out, "rusage_system", system);
+        stat(out, "max_connections", self.settings.max_conns);
+        stat(out, "curr_connections", load(&conns.curr_connections));
+        stat(out, "total_connections", load(&conns.total_connections));
+        stat(
+            out,
+            "rejected_connections",
+            load(&conns.rejected_connections),
+        );
+        for (name, value) in totals
+            .commands
+            .fields()
+            .filter(|(n, _)| *n != "conn_yields")
+        {
+            stat(out, name, value);
+        }
+        stat(out, "bytes_read", totals.bytes_read);
+        stat(out, "bytes_written", totals.bytes_written);
+        stat(out, "limit_maxbytes", self.store.memory_limit());
+        stat(out, "threads", self.settings.threads);
+        stat(out, "conn_yields", totals.commands.conn_yields);
+        stat(out, "bytes", store.bytes);
+        stat(out, "curr_items", store.curr_items);
+        stat(out, "total_items", store.total_items);
+        stat(out, "evictions", store.evictions);
+        stat(out, "reclaimed", store.reclaimed);
+        stat(out, "pattern", self.settings.pattern);
+    }
+
+    fn settings_stats(&self, out: &mut Vec<u8>) {
+        let s = &self.settings;
+        stat(out, "maxbytes", self.store.memory_limit());
+        stat(out, "maxconns", s.max_conns);
+        stat(out, "tcpport", s.port);
+        stat(out, "udpport", 0);
+        stat(out, "inter", &s.listen);
+        stat(out, "verbosity", self.verbosity());
+        stat(out, "evictions", "on");
+        stat(out, "num_threads", s.threads);
+        stat(out, "reqs_per_event", s.reqs_per_event);
+        stat(out, "cas_enabled", "yes");
+        stat(out, "item_size_max", s.max_item_size);
+        stat(out, "idle_timeout", s.idle_timeout);
+        stat(out, "pattern", s.pattern);
+        stat(out, "store_shards", self.store.shard_count());
+    }
+
+    /// kvserve keeps one item class; memcached lists only classes in use.
+    fn items_stats(&self, out: &mut Vec<u8>) {
+        let store = self.store.stats();
+        if store.curr_items == 0 {
+            return;
+        }
+        let fields = [
+            ("number", store.curr_items),
+            ("number_hot", 0),
+            ("number_warm", 0),
+            ("number_cold", store.curr_items),
+            ("age_hot", 0),
+            ("age_warm", 0),
+            ("age", 0),
+            ("mem_requested", store.bytes),
+            ("evicted", store.evictions),
+            ("evicted_nonzero", 0),
+            ("evicted_time", 0),
+            ("outofmemory", 0),
+            ("tailrepairs", 0),
+            ("reclaimed", store.reclaimed),
+            ("expired_unfetched", 0),
+            ("evicted_unfetched", 0),
+            ("evicted_active", 0),
+        ];
+        for (name, value) in fields {
+            stat(out, &format!("items:1:{name}"), value);
+        }
+    }
+
+    fn slabs_stats(&self, out: &mut Vec<u8>) {
+        let store = self.store.stats();
+        let c = self.stats.totals().commands;
+        if store.curr_items > 0 {
+            let fields = [
+                ("chunk_size", self.settings.max_item_size as u64),
+                ("chunks_per_page", 1),
+                ("total_pages", store.curr_items),
+                ("total_chunks", store.curr_items),
+                ("used_chunks", store.curr_items),
+                ("free_chunks", 0),
+                ("free_chunks_end", 0),
+                ("get_hits", c.get_hits),
+                ("cmd_set", c.cmd_set),
+                ("delete_hits", c.delete_hits),
+                ("incr_hits", c.incr_hits),
+                ("decr_hits", c.decr_hits),
+                ("cas_hits", c.cas_hits),
+                ("cas_badval", c.cas_badval),
+                ("touch_hits", c.touch_hits),
+            ];
+            for (name, value) in fields {
+                stat(out, &format!("1:{name}"), value);
+            }
+        }
+        stat(out, "active_slabs", u64::from(store.curr_items > 0));
+        stat(out, "total_malloced", store.bytes);
+    }
+
+    /// `stats threads`: per thread, the figures that show how evenly a
+    /// pattern spreads its load.
+    fn thread_stats(&self, out: &mut Vec<u8>) {
+        for (n, t) in self.stats.threads().iter().enumerate() {
+            stat(out, &format!("{n}:role"), t.role.name());
+            stat(out, &format!("{n}:connections"), t.connections.get());
+            stat(out, &format!("{n}:requests"), t.requests.get());
+            stat(out, &format!("{n}:bytes_read"), t.bytes_read.get());
+            stat(out, &format!("{n}:bytes_written"), t.bytes_written.get());
+            stat(out, &format!("{n}:busy_us"), t.busy_us.get());
+        }
+    }
+
+    /// `stats cachedump <class> <limit>`: `ITEM <key> [<bytes> b; <exptime> s]`.
+    fn cachedump(&self, class: Option<&[u8]>, limit: Option<&[u8]>, out: &mut Vec<u8>) {
+        let (Some(class), Some(limit)) = (class, limit) else {
+            out.extend_from_slice(reply::BAD_COMMAND_LINE);
+            return;
+        };
+        let number = |w: &[u8]| std::str::from_utf8(w).ok()?.parse::<u32>().ok();
+        let (Some(class), Some(limit)) = (number(class), number(limit)) else {
+            out.extend_from_slice(crate::protocol::ErrorReply::BadCommandLineFormat.line());
+            return;
+        };
+        if class >= 64 {
+            out.extend_from_slice(reply::ILLEGAL_SLAB_ID);
+            return;
+        }
+        if class == 1 {
+            for item in self.store.dump(limit as usize) {
+                out.extend_from_slice(b"ITEM ");
+                out.extend_from_slice(&item.key);
+                let line = format!(" [{} b; {} s]\r\n", item.value_len, item.deadline);
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
+        out.extend_from_slice(reply::END);
+    }
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// User and system CPU time of the process, as `seconds.micros` strings.
+fn cpu_times() -> (String, String) {
+    // SAFETY: getrusage only writes the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let format = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    (format(usage.ru_utime), format(usage.ru_stime))
+}

@@ -1,0 +1,196 @@
+//! Statistics: each thread counts its own work in its own cache line, and
+//! `stats` sums them, so counting costs no shared writes on the hot path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A counter written by one thread and read by any. Writing is a plain load
+/// and store, not a locked read-modify-write: only the owner ever writes.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn incr(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a thread does in its pattern, as `stats threads` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// basic's single thread: accepts, reads, executes and writes.
+    Loop,
+    /// multi-reader's thread that only accepts and hands out connections.
+    Acceptor,
+    /// multi-reader's event loops: read, execute and write their connections.
+    Reader,
+    /// worker-pool's thread that owns every socket: accepts, reads, parses, writes.
+    Dispatch,
+    /// worker-pool's threads that execute requests.
+    Worker,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Loop => "loop",
+            Role::Acceptor => "acceptor",
+            Role::Reader => "reader",
+            Role::Dispatch => "dispatch",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Declares the command counters once, with their `stats` names, so the
+/// struct, the totals and the report cannot drift apart.
+macro_rules! command_counters {
+    ($($name:ident),* $(,)?) => {
+        /// memcached's per-command counters, under its `stats` names.
+        #[derive(Default, Debug)]
+        pub struct CommandCounters {
+            $(pub $name: Counter,)*
+        }
+
+        /// A snapshot of [`CommandCounters`] summed over threads.
+        #[derive(Default, Clone, Copy, Debug)]
+        pub struct CommandTotals {
+            $(pub $name: u64,)*
+        }
+
+        impl CommandTotals {
+            fn add(&mut self, c: &CommandCounters) {
+                $(self.$name += c.$name.get();)*
+            }
+
+            fn minus(self, base: CommandTotals) -> CommandTotals {
+                CommandTotals { $($name: self.$name.wrapping_sub(base.$name),)* }
+            }
+
+            /// `(name, value)` pairs in memcached's order.
+            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name),)*].into_iter()
+            }
+        }
+    };
+}
+
+command_counters!(
+    cmd_get,
+    cmd_set,
+    cmd_flush,
+    cmd_touch,
+    get_hits,
+    get_misses,
+    get_expired,
+    get_flushed,
+    delete_misses,
+    delete_hits,
+    incr_misses,
+    incr_hits,
+    decr_misses,
+    decr_hits,
+    cas_misses,
+    cas_hits,
+    cas_badval,
+    touch_hits,
+    touch_misses,
+    store_too_large,
+    conn_yields,
+);
+
+/// Everything one thread counts about its own work.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct ThreadStats {
+    pub role: Role,
+    /// Connections this thread has taken on since start (accepted, for an
+    /// acceptor or dispatch thread; served, for a loop or reader).
+    pub connections: Counter,
+    /// Requests this thread executed.
+    pub requests: Counter,
+    pub bytes_read: Counter,
+    pub bytes_written: Counter,
+    /// Time spent working rather than waiting for events or work.
+    pub busy_us: Counter,
+    pub commands: CommandCounters,
+}
+
+/// All threads' statistics plus the few figures that belong to no thread.
+#[derive(Default)]
+pub struct StatsRegistry {
+    threads: Mutex<Vec<Arc<ThreadStats>>>,
+    /// Connections open now; the accepting thread adds, the closing one subtracts.
+    pub curr_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    baseline: Mutex<Totals>,
+}
+
+/// Sums over all threads, as `stats` reports them.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Totals {
+    pub commands: CommandTotals,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl StatsRegistry {
+    /// Registers a new thread's statistics; the thread keeps the `Arc`.
+    pub fn register(&self, role: Role) -> Arc<ThreadStats> {
+        let stats = Arc::new(ThreadStats {
+            role,
+            connections: Counter::default(),
+            requests: Counter::default(),
+            bytes_read: Counter::default(),
+            bytes_written: Counter::default(),
+            busy_us: Counter::default(),
+            commands: CommandCounters::default(),
+        });
+        self.threads.lock().unwrap().push(Arc::clone(&stats));
+        stats
+    }
+
+    /// Every registered thread, in registration order.
+    pub fn threads(&self) -> Vec<Arc<ThreadStats>> {
+        self.threads.lock().unwrap().clone()
+    }
+
+    /// Sums since start or since the last [`reset`](Self::reset).
+    pub fn totals(&self) -> Totals {
+        let now = self.raw_totals();
+        let base = *self.baseline.lock().unwrap();
+        Totals {
+            commands: now.commands.minus(base.commands),
+            bytes_read: now.bytes_read - base.bytes_read,
+            bytes_written: now.bytes_written - base.bytes_written,
+        }
+    }
+
+    /// `stats reset`: counters start again from zero. Threads own their
+    /// counters, so the registry remembers a baseline instead of writing them.
+    pub fn reset(&self) {
+        *self.baseline.lock().unwrap() = self.raw_totals();
+    }
+
+    fn raw_totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for t in self.threads.lock().unwrap().iter() {
+            totals.commands.add(&t.commands);
+            totals.bytes_read += t.bytes_read.get();
+            totals.bytes_written += t.bytes_written.get();
+        }
+        totals
+    }
+}

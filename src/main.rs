@@ -1,0 +1,24 @@
+//! The kvserve binary: flags, logging, then the chosen pattern.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use kvserve::server::{self, config::Config};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let level = match config.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    server::run(&config)
+}

@@ -1,0 +1,273 @@
+//! One client connection's buffers and I/O, shared by all three patterns.
+//!
+//! The read buffer holds bytes from `start` to `end`; requests are parsed in
+//! place and name their keys by offsets into it. Replies collect in `output`
+//! and go out in one write per batch of requests. A connection whose unsent
+//! output passes the configured bound is not read or parsed further until
+//! the client catches up (memcached's `conn_mwrite`), so a client that never
+//! reads costs bounded memory.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+use crate::engine::stats::ThreadStats;
+use crate::engine::{Engine, Flow};
+use crate::protocol::{parse, Limits, Parsed, Request};
+use crate::store::unix_now;
+
+/// Smallest free space a read is offered; the buffer grows to make room.
+const MIN_READ: usize = 4096;
+/// First size of a read buffer, allocated on a connection's first read.
+const INITIAL_BUFFER: usize = 16 * 1024;
+/// Buffers are given back when emptied above this size.
+const KEEP_BUFFER: usize = 256 * 1024;
+
+/// The next thing in the read buffer.
+pub enum Next {
+    Request(Request, usize),
+    /// Read more first.
+    Incomplete,
+    /// The input is not the protocol: close without reading further.
+    Close,
+}
+
+/// What an event loop does with a connection after serving it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Waiting for the client to send more.
+    Idle,
+    /// Waiting for the socket to take the pending output.
+    WaitWritable,
+    /// Its request budget ran out with work left: come back after the others.
+    Yield,
+    /// Done: close it.
+    Close,
+}
+
+pub struct Connection {
+    pub stream: TcpStream,
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of an oversized value still to be discarded as they arrive.
+    swallow: usize,
+    output: Vec<u8>,
+    written: usize,
+    /// Set by readiness events, cleared when the socket would block.
+    pub readable: bool,
+    pub writable: bool,
+    /// No more requests: close once the output is written.
+    closing: bool,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection {
+            stream,
+            input: Vec::new(),
+            start: 0,
+            end: 0,
+            swallow: 0,
+            output: Vec::new(),
+            written: 0,
+            readable: true,
+            writable: true,
+            closing: false,
+        }
+    }
+
+    /// Serves up to `budget` requests: executes what is buffered, writes the
+    /// replies, reads more, until the socket would block, the output is over
+    /// its bound, or the budget is spent. Used by the event-loop patterns.
+    pub fn serve(&mut self, engine: &Engine, stats: &ThreadStats, budget: usize) -> Served {
+        let now = unix_now();
+        let mut served = 0;
+        loop {
+            while !self.closing && self.pending_output() < engine.settings.max_pending_output {
+                if served == budget {
+                    stats.commands.conn_yields.incr();
+                    return match self.flush(stats) {
+                        Ok(_) => Served::Yield,
+                        Err(_) => Served::Close,
+                    };
+                }
+                match self.next_request(&engine.limits) {
+                    Next::Request(request, at) => {
+                        served += 1;
+                        let input = &self.input[at..self.end];
+                        if engine.execute(&request, input, &mut self.output, stats, now)
+                            == Flow::Close
+                        {
+                            self.closing = true;
+                        }
+                    }
+                    Next::Incomplete => break,
+                    Next::Close => self.closing = true,
+                }
+            }
+            match self.flush(stats) {
+                Ok(true) => {}
+                Ok(false) => return Served::WaitWritable,
+                Err(_) => return Served::Close,
+            }
+            if self.closing {
+                return Served::Close;
+            }
+            if self.pending_output() > 0 {
+                return Served::WaitWritable;
+            }
+            match self.fill(stats) {
+                Ok(true) => {}
+                Ok(false) => return Served::Idle,
+                Err(_) => return Served::Close,
+            }
+        }
+    }
+
+    /// Parses the next request out of the read buffer and consumes it. The
+    /// request's spans stay valid until the next [`fill`](Self::fill).
+    pub fn next_request(&mut self, limits: &Limits) -> Next {
+        if self.swallow > 0 {
+            let dropped = self.swallow.min(self.end - self.start);
+            self.start += dropped;
+            self.swallow -= dropped;
+            if self.swallow > 0 {
+                return Next::Incomplete;
+            }
+        }
+        let at = self.start;
+        match parse(&self.input[at..self.end], limits) {
+            Parsed::Request { request, len } => {
+                let available = self.end - at;
+                self.start += len.min(available);
+                self.swallow = len.saturating_sub(available);
+                Next::Request(request, at)
+            }
+            Parsed::Incomplete => Next::Incomplete,
+            Parsed::Close => Next::Close,
+        }
+    }
+
+    /// Reads once from the socket. `Ok(true)`: got bytes; `Ok(false)`: it
+    /// would block; an end of stream closes once the output is written.
+    pub fn fill(&mut self, stats: &ThreadStats) -> io::Result<bool> {
+        if !self.readable {
+            return Ok(false);
+        }
+        self.make_room();
+        loop {
+            match self.stream.read(&mut self.input[self.end..]) {
+                Ok(0) => {
+                    self.closing = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    stats.bytes_read.add(n as u64);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes pending output; `Ok(true)` once all of it is gone.
+    pub fn flush(&mut self, stats: &ThreadStats) -> io::Result<bool> {
+        while self.written < self.output.len() {
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    stats.bytes_written.add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.output.clear();
+        self.written = 0;
+        if self.output.capacity() > KEEP_BUFFER {
+            self.output = Vec::new();
+        }
+        Ok(true)
+    }
+
+    pub fn pending_output(&self) -> usize {
+        self.output.len() - self.written
+    }
+
+    /// Whether the connection is to be closed once its output is written.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    pub fn set_closing(&mut self) {
+        self.closing = true;
+    }
+
+    /// Appends replies produced elsewhere (worker-pool). When nothing is
+    /// pending the buffers are swapped instead of copied, and `replies` comes
+    /// back empty for reuse.
+    pub fn absorb_output(&mut self, replies: &mut Vec<u8>) {
+        if self.pending_output() == 0 {
+            self.output.clear();
+            self.written = 0;
+            std::mem::swap(&mut self.output, replies);
+        } else {
+            self.output.extend_from_slice(replies);
+            replies.clear();
+        }
+    }
+
+    /// Hands the read buffer, with every request parsed so far, to another
+    /// thread (worker-pool): the connection continues in `spare`, which
+    /// receives the unparsed rest, and `spare` comes back holding the old
+    /// buffer, whose request offsets stay valid.
+    pub fn swap_input(&mut self, spare: &mut Vec<u8>) {
+        let rest = self.end - self.start;
+        spare.clear();
+        spare.resize(
+            rest.max(INITIAL_BUFFER)
+                .max(self.input.len().min(KEEP_BUFFER)),
+            0,
+        );
+        spare[..rest].copy_from_slice(&self.input[self.start..self.end]);
+        std::mem::swap(&mut self.input, spare);
+        spare.truncate(self.end);
+        self.start = 0;
+        self.end = rest;
+    }
+
+    /// Makes at least `MIN_READ` bytes of free space after `end`.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.input.len() > KEEP_BUFFER {
+                self.input = Vec::new();
+            }
+        }
+        if self.input.len() - self.end >= MIN_READ {
+            return;
+        }
+        if self.start > 0 {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.input.len() - self.end < MIN_READ {
+            let size = (self.input.len() * 2).max(INITIAL_BUFFER);
+            self.input.resize(size, 0);
+        }
+    }
+}

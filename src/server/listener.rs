@@ -1,0 +1,69 @@
+//! The listening socket and the accept step every pattern shares:
+//! connection limit, counters, socket options.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::engine::stats::ThreadStats;
+use crate::engine::Engine;
+use crate::protocol::reply::TOO_MANY_CONNECTIONS;
+
+/// Binds a non-blocking listener with memcached's backlog (1024).
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Accepts every pending connection and hands each to `take`, refusing
+/// those over `--max-conns` with memcached's error. Returns `Err` only for
+/// an error that leaves connections pending (such as running out of file
+/// descriptors), so the caller retries soon rather than waiting for an event.
+pub fn accept_pending(
+    listener: &TcpListener,
+    engine: &Engine,
+    stats: &ThreadStats,
+    mut take: impl FnMut(TcpStream),
+) -> io::Result<()> {
+    let counts = &engine.stats;
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(e) => return Err(e),
+        };
+        if counts.curr_connections.load(Ordering::Relaxed) >= engine.settings.max_conns as u64 {
+            counts.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            // Best effort, as memcached: the socket is new, so the short
+            // reply fits its send buffer.
+            let mut stream = stream;
+            let _ = stream.write(TOO_MANY_CONNECTIONS);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        counts.curr_connections.fetch_add(1, Ordering::Relaxed);
+        counts.total_connections.fetch_add(1, Ordering::Relaxed);
+        stats.connections.incr();
+        take(stream);
+    }
+}
+
+/// To be called once for every accepted connection when it closes.
+pub fn connection_closed(engine: &Engine) {
+    engine
+        .stats
+        .curr_connections
+        .fetch_sub(1, Ordering::Relaxed);
+}

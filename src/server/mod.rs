@@ -1,0 +1,102 @@
+//! Sockets, connections and the three threading patterns.
+//!
+//! - [`connection`]: a client's buffers and I/O, and serving it in a loop.
+//! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
+//! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
+//!   wake-ups, and graceful stop, shared by all patterns.
+//! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, side by side.
+
+pub mod config;
+pub mod connection;
+pub mod event_loop;
+pub mod listener;
+pub mod notifier;
+pub mod patterns;
+pub mod shutdown;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::engine::{Engine, Settings};
+use crate::store::unix_now;
+use config::{Config, Pattern};
+use shutdown::Shutdown;
+
+/// How often expired items are swept out of the store.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(config: &Config) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let ip: IpAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("not an IP address: {}", config.listen))?;
+    let listener = listener::bind(SocketAddr::new(ip, config.port))?;
+    let addr = listener.local_addr()?;
+    let threads = config.threads();
+    if config.pattern == Pattern::Basic && config.threads.is_some_and(|t| t != 1) {
+        tracing::warn!("--threads is ignored by the basic pattern: it runs one thread");
+    }
+    let settings = Settings {
+        pattern: config.pattern.name(),
+        threads,
+        port: addr.port(),
+        listen: config.listen.clone(),
+        max_conns: config.max_conns,
+        reqs_per_event: config.reqs_per_event as usize,
+        max_pending_output: config.max_pending_output,
+        max_item_size: config.max_item_size,
+        idle_timeout: 0,
+    };
+    let engine = Arc::new(Engine::new(settings, config.memory_limit * 1024 * 1024));
+    let shutdown = Arc::new(Shutdown::default());
+    shutdown.on_signals()?;
+    start_sweeper(&engine, &shutdown)?;
+    tracing::info!(
+        "kvserve listening on {addr} pattern={} threads={threads}",
+        config.pattern.name()
+    );
+    match config.pattern {
+        Pattern::Basic => patterns::basic::run(listener, &engine, &shutdown),
+        Pattern::MultiReader => patterns::multi_reader::run(listener, threads, &engine, &shutdown),
+        Pattern::WorkerPool => patterns::worker_pool::run(listener, threads, &engine, &shutdown),
+    }?;
+    tracing::info!("kvserve stopped");
+    Ok(())
+}
+
+/// Reclaims expired items about once a second, so they do not take the
+/// place of live ones until a lookup happens to meet them.
+fn start_sweeper(engine: &Arc<Engine>, shutdown: &Arc<Shutdown>) -> anyhow::Result<()> {
+    let (engine, shutdown) = (Arc::clone(engine), Arc::clone(shutdown));
+    thread::Builder::new()
+        .name("sweeper".into())
+        .spawn(move || {
+            while !shutdown.is_requested() {
+                thread::sleep(SWEEP_INTERVAL);
+                engine.store.sweep(unix_now());
+            }
+        })?;
+    Ok(())
+}
+
+/// Raises the open-file limit to its hard limit, so thousands of
+/// connections fit (as memcached does for `-c`).
+fn raise_fd_limit() {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("cannot raise the open-file limit");
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! worker-pool: one dispatch thread owns every socket; N workers execute,
+//! like RAMCloud.
+//!
+//! ```text
+//!            +----------------------------+   batches   +-----------+
+//!  clients ->| dispatch: accept, read,    |--(queue)--->| worker 0  |
+//!            | parse, write               |             | worker .. |
+//!            |                            |<--(done)----| worker N-1|
+//!            +----------------------------+  + Waker    +-----------+
+//! ```
+//!
+//! The dispatch thread reads a connection and parses every complete request
+//! in what arrived into one *batch*, which carries the read buffer itself
+//! (requests name their keys by offsets into it, so nothing is copied). Any
+//! worker takes the batch from the shared queue, executes its requests in
+//! order into the batch's reply buffer, and sends it back; the dispatch
+//! thread writes the replies. Only the dispatch thread touches sockets.
+//!
+//! Ordering: a connection has at most one batch in flight. Its next batch is
+//! parsed only when the previous one has come back, so a connection's
+//! requests execute, and are answered, in the order they were sent, while
+//! different connections' batches spread over all workers. The cost is one
+//! queue hand-off and one wake-up per batch, not per request; wake-ups of the
+//! dispatch thread are coalesced by its [`Notifier`].
+
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::engine::stats::{Role, ThreadStats};
+use crate::engine::{Engine, Flow};
+use crate::protocol::Request;
+use crate::server::connection::{Connection, Next};
+use crate::server::event_loop::{
+    drain_output, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
+};
+use crate::server::listener::{accept_pending, connection_closed};
+use crate::server::notifier::Notifier;
+use crate::server::shutdown::Shutdown;
+
+/// A connection's parsed requests on their way to a worker and back.
+struct Batch {
+    /// The connection's slab key.
+    token: usize,
+    /// The read buffer the requests were parsed from.
+    input: Vec<u8>,
+    /// Each request with the offset in `input` its spans are relative to.
+    requests: Vec<(Request, usize)>,
+    output: Vec<u8>,
+    /// A `quit` was executed: close after writing.
+    close: bool,
+}
+
+/// A connection as the dispatch thread sees it.
+struct Client {
+    conn: Connection,
+    /// The connection's batch while it is home; `None` while a worker has it.
+    batch: Option<Box<Batch>>,
+}
+
+/// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
+pub fn run(
+    mut listener: TcpListener,
+    workers: usize,
+    engine: &Arc<Engine>,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<()> {
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
+    shutdown.watch(Arc::clone(&notifier));
+    let (work_tx, work_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
+    let stats = engine.stats.register(Role::Dispatch);
+
+    let mut threads = Vec::new();
+    for n in 0..workers {
+        let (rx, tx, notifier) = (work_rx.clone(), done_tx.clone(), Arc::clone(&notifier));
+        let (engine, stats) = (Arc::clone(engine), engine.stats.register(Role::Worker));
+        threads.push(
+            thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn(move || work(&rx, &tx, &notifier, &engine, &stats))?,
+        );
+    }
+    drop((work_rx, done_tx));
+
+    let mut dispatch = Dispatch {
+        poll,
+        listener,
+        notifier,
+        clients: Slab::new(),
+        work: work_tx,
+        done: done_rx,
+        in_flight: 0,
+        engine: Arc::clone(engine),
+        stats,
+    };
+    dispatch.run(shutdown);
+    drop(dispatch);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// A worker: executes batches until the queue closes.
+fn work(
+    queue: &Receiver<Box<Batch>>,
+    done: &Sender<Box<Batch>>,
+    notifier: &Notifier,
+    engine: &Engine,
+    stats: &ThreadStats,
+) {
+    while let Ok(mut batch) = queue.recv() {
+        let started = Instant::now();
+        let now = crate::store::unix_now();
+        let Batch {
+            input,
+            requests,
+            output,
+            close,
+            ..
+        } = &mut *batch;
+        for (request, at) in requests.iter() {
+            if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
+                *close = true;
+                break;
+            }
+        }
+        stats.busy_us.add(started.elapsed().as_micros() as u64);
+        if done.send(batch).is_err() {
+            return;
+        }
+        notifier.notify();
+    }
+}
+
+/// The dispatch thread's state.
+struct Dispatch {
+    poll: Poll,
+    listener: TcpListener,
+    notifier: Arc<Notifier>,
+    clients: Slab<Client>,
+    work: Sender<Box<Batch>>,
+    done: Receiver<Box<Batch>>,
+    in_flight: usize,
+    engine: Arc<Engine>,
+    stats: Arc<ThreadStats>,
+}
+
+impl Dispatch {
+    fn run(&mut self, shutdown: &Shutdown) {
+        let mut events = Events::with_capacity(1024);
+        let mut retry_accept = false;
+        while !shutdown.is_requested() {
+            let timeout = if retry_accept {
+                ACCEPT_RETRY
+            } else {
+                POLL_TIMEOUT
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "poll failed");
+                }
+                continue;
+            }
+            let started = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.take_done(),
+                    LISTENER => {}
+                    Token(i) => {
+                        if let Some(client) = self.clients.get_mut(i) {
+                            client.conn.readable |= event.is_readable() || event.is_read_closed();
+                            client.conn.writable |= event.is_writable();
+                            self.serve(i);
+                        }
+                    }
+                }
+            }
+            retry_accept = self.accept().is_err();
+            self.stats.busy_us.add(started.elapsed().as_micros() as u64);
+        }
+        self.drain();
+    }
+
+    fn accept(&mut self) -> io::Result<()> {
+        let mut accepted = Vec::new();
+        accept_pending(&self.listener, &self.engine, &self.stats, |s| {
+            accepted.push(s)
+        })?;
+        for stream in accepted {
+            let entry = self.clients.vacant_entry();
+            let i = entry.key();
+            let mut conn = Connection::new(stream);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut conn.stream, Token(i), interest)
+                .is_err()
+            {
+                connection_closed(&self.engine);
+                continue;
+            }
+            let batch = Box::new(Batch {
+                token: i,
+                input: Vec::new(),
+                requests: Vec::new(),
+                output: Vec::new(),
+                close: false,
+            });
+            entry.insert(Client {
+                conn,
+                batch: Some(batch),
+            });
+            self.serve(i);
+        }
+        Ok(())
+    }
+
+    /// Batches that workers finished: hand their replies to the connections.
+    fn take_done(&mut self) {
+        self.notifier.clear();
+        while let Ok(mut batch) = self.done.try_recv() {
+            self.in_flight -= 1;
+            let i = batch.token;
+            let client = &mut self.clients[i];
+            client.conn.absorb_output(&mut batch.output);
+            if batch.close {
+                client.conn.set_closing();
+            }
+            client.batch = Some(batch);
+            self.serve(i);
+        }
+    }
+
+    /// Moves connection `i` along, unless a worker has its batch.
+    fn serve(&mut self, i: usize) {
+        let client = &mut self.clients[i];
+        let Some(batch) = client.batch.take() else {
+            return;
+        };
+        match advance(&mut client.conn, batch, &self.engine, &self.stats) {
+            Step::Home(batch) => client.batch = Some(batch),
+            Step::Sent(batch) => {
+                self.in_flight += 1;
+                // The workers hold the queue's receivers until this thread drops it.
+                let _ = self.work.send(batch);
+            }
+            Step::Close => self.close(i),
+        }
+    }
+
+    fn close(&mut self, i: usize) {
+        let mut client = self.clients.remove(i);
+        let _ = self.poll.registry().deregister(&mut client.conn.stream);
+        connection_closed(&self.engine);
+    }
+
+    /// Shutdown: stop accepting, let every batch in flight come back, write
+    /// the replies within a bounded time, close everything.
+    fn drain(&mut self) {
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.in_flight > 0 && Instant::now() < deadline {
+            if let Ok(mut batch) = self.done.recv_timeout(Duration::from_millis(50)) {
+                self.in_flight -= 1;
+                let client = &mut self.clients[batch.token];
+                client.conn.absorb_output(&mut batch.output);
+                client.batch = Some(batch);
+            }
+        }
+        drain_output(&mut self.poll, &mut self.clients, &self.stats, |c| {
+            &mut c.conn
+        });
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for i in keys {
+            self.close(i);
+        }
+    }
+}
+
+/// Where a connection stands after [`advance`].
+enum Step {
+    /// Waiting for the client (to send or to read); the batch stays home.
+    Home(Box<Batch>),
+    /// Parsed requests are ready for a worker.
+    Sent(Box<Batch>),
+    Close,
+}
+
+/// Writes pending replies, then parses the next batch of requests, reading
+/// more when none is complete.
+fn advance(
+    conn: &mut Connection,
+    mut batch: Box<Batch>,
+    engine: &Engine,
+    stats: &ThreadStats,
+) -> Step {
+    loop {
+        match conn.flush(stats) {
+            Ok(true) => {}
+            Ok(false) => return Step::Home(batch),
+            Err(_) => return Step::Close,
+        }
+        if conn.is_closing() {
+            return Step::Close;
+        }
+        batch.requests.clear();
+        while batch.requests.len() < engine.settings.reqs_per_event {
+            match conn.next_request(&engine.limits) {
+                Next::Request(request, at) => batch.requests.push((request, at)),
+                Next::Incomplete => break,
+                Next::Close => {
+                    conn.set_closing();
+                    break;
+                }
+            }
+        }
+        if !batch.requests.is_empty() {
+            conn.swap_input(&mut batch.input);
+            batch.close = false;
+            return Step::Sent(batch);
+        }
+        match conn.fill(stats) {
+            Ok(true) => {}
+            Ok(false) if conn.is_closing() => {}
+            Ok(false) => return Step::Home(batch),
+            Err(_) => return Step::Close,
+        }
+    }
+}

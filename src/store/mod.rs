@@ -1,0 +1,350 @@
+//! The in-memory store, shared by every thread of every pattern.
+//!
+//! Keys are spread over a power-of-two number of shards, each a
+//! [`Shard`](shard::Shard) behind its own mutex (lock striping), so that
+//! threads rarely contend. Each shard owns an equal part of the memory limit
+//! and evicts its own least recently used items, so the store never holds
+//! more than the limit plus one item per shard (an item is stored even when
+//! it alone exceeds its shard's part). Expired items are removed when a
+//! lookup meets them and by [`Store::sweep`], which the server calls
+//! periodically.
+//!
+//! Every operation takes `now` (unix seconds) from the caller: the server
+//! reads the clock once per batch of requests, and tests move time at will.
+
+pub mod counter;
+pub mod expiry;
+mod shard;
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use foldhash::fast::RandomState;
+use std::hash::BuildHasher;
+
+pub use expiry::{deadline, unix_now, Deadline};
+pub use shard::{ItemRef, Miss, ITEM_OVERHEAD};
+use shard::{Moment, NewItem, Shard, SHARD_BITS};
+
+use crate::protocol::item_size;
+/// How a storage command is to treat an existing item.
+pub use crate::protocol::StoreMode;
+
+/// The store's answer to a storage command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    NotStored,
+    /// `cas` on an item changed since the client read it.
+    Exists,
+    /// `cas` on a missing item.
+    NotFound,
+}
+
+/// The store's answer to `incr`/`decr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOutcome {
+    Value(u64),
+    NotFound,
+    NonNumeric,
+}
+
+/// Totals over all shards, for `stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    pub curr_items: u64,
+    pub bytes: u64,
+    pub total_items: u64,
+    pub evictions: u64,
+    pub reclaimed: u64,
+}
+
+/// One key in `stats cachedump`.
+pub struct DumpedItem {
+    pub key: Vec<u8>,
+    pub value_len: usize,
+    pub deadline: Deadline,
+}
+
+/// The shared key-value store with memcached's semantics.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    memory_limit: AtomicUsize,
+    max_item_size: usize,
+    /// Pending `flush_all <delay>` cutoff (see [`shard::Moment`]); 0 if none.
+    flush_cutoff: AtomicU32,
+}
+
+impl Store {
+    /// A store holding at most `memory_limit` bytes (plus one item per
+    /// shard), of items of at most `max_item_size` bytes.
+    pub fn new(memory_limit: usize, max_item_size: usize) -> Store {
+        let shards = shard_count(memory_limit, max_item_size);
+        Store {
+            shards: (0..shards).map(|i| Mutex::new(Shard::new(i))).collect(),
+            hasher: RandomState::default(),
+            memory_limit: AtomicUsize::new(memory_limit),
+            max_item_size,
+            flush_cutoff: AtomicU32::new(0),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the memory limit (`cache_memlimit`), evicting at once what no
+    /// longer fits.
+    pub fn set_memory_limit(&self, bytes: usize) {
+        self.memory_limit.store(bytes, Ordering::Relaxed);
+        let part = self.shard_limit();
+        for shard in self.shards.iter() {
+            lock(shard).make_room(0, part);
+        }
+    }
+
+    /// Looks `key` up and hands the item to `read` under the shard lock (so
+    /// the value is copied straight into a reply, with no reference count).
+    /// With `touch`, the item's deadline is changed first (`gat`).
+    pub fn get<T>(
+        &self,
+        key: &[u8],
+        touch: Option<Deadline>,
+        now: u32,
+        read: impl FnOnce(ItemRef<'_>) -> T,
+    ) -> Result<T, Miss> {
+        let (hash, mut shard) = self.locate(key);
+        let slot = shard.find(hash, key, self.moment(now))?;
+        if let Some(deadline) = touch {
+            shard.set_deadline(slot, deadline);
+        }
+        Ok(read(shard.read(slot)))
+    }
+
+    /// `set`, `add`, `replace`, `append`, `prepend` and `cas`.
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        deadline: Deadline,
+        data: &[u8],
+        now: u32,
+    ) -> StoreOutcome {
+        let (hash, mut shard) = self.locate(key);
+        let existing = shard.find(hash, key, self.moment(now)).ok();
+        let limit = self.shard_limit();
+        let new = NewItem {
+            key,
+            value: [data, &[]],
+            flags,
+            deadline,
+        };
+        match (mode, existing) {
+            (StoreMode::Add, Some(slot)) => {
+                shard.read(slot); // memcached bumps the item it refused to replace
+                StoreOutcome::NotStored
+            }
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                StoreOutcome::NotStored
+            }
+            (StoreMode::Cas(_), None) => StoreOutcome::NotFound,
+            (StoreMode::Cas(unique), Some(slot)) if shard.read(slot).cas != unique => {
+                StoreOutcome::Exists
+            }
+            (StoreMode::Append | StoreMode::Prepend, Some(slot)) => {
+                let old = shard.read(slot);
+                let (flags, deadline) = (old.flags, old.deadline);
+                let old_value = old.value.to_vec();
+                if item_size(key.len(), old_value.len() + data.len()) > self.max_item_size {
+                    return StoreOutcome::NotStored;
+                }
+                let value = if mode == StoreMode::Append {
+                    [&old_value[..], data]
+                } else {
+                    [data, &old_value[..]]
+                };
+                shard.remove(slot);
+                shard.insert(
+                    hash,
+                    NewItem {
+                        key,
+                        value,
+                        flags,
+                        deadline,
+                    },
+                    now,
+                    limit,
+                );
+                StoreOutcome::Stored
+            }
+            (_, existing) => {
+                if let Some(slot) = existing {
+                    shard.remove(slot);
+                }
+                shard.insert(hash, new, now, limit);
+                StoreOutcome::Stored
+            }
+        }
+    }
+
+    /// Removes `key`; says whether a live item was there.
+    pub fn delete(&self, key: &[u8], now: u32) -> bool {
+        let (hash, mut shard) = self.locate(key);
+        match shard.find(hash, key, self.moment(now)) {
+            Ok(slot) => {
+                shard.remove(slot);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// `incr` (wrapping at 2^64) or `decr` (stopping at 0).
+    pub fn arithmetic(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
+        let (hash, mut shard) = self.locate(key);
+        let Ok(slot) = shard.find(hash, key, self.moment(now)) else {
+            return ArithOutcome::NotFound;
+        };
+        let item = shard.read(slot);
+        let (flags, deadline) = (item.flags, item.deadline);
+        let Some(value) = counter::parse(item.value) else {
+            return ArithOutcome::NonNumeric;
+        };
+        let new_value = if incr {
+            value.wrapping_add(delta)
+        } else {
+            value.saturating_sub(delta)
+        };
+        if !counter::overwrite(shard.value_mut(slot), new_value) {
+            // The number grew longer than the item: store it anew.
+            let digits = itoa::Buffer::new().format(new_value).as_bytes().to_vec();
+            shard.remove(slot);
+            let item = NewItem {
+                key,
+                value: [&digits, &[]],
+                flags,
+                deadline,
+            };
+            shard.insert(hash, item, now, self.shard_limit());
+        }
+        ArithOutcome::Value(new_value)
+    }
+
+    /// Gives `key` a new deadline; says whether it was there.
+    pub fn touch(&self, key: &[u8], deadline: Deadline, now: u32) -> bool {
+        let (hash, mut shard) = self.locate(key);
+        match shard.find(hash, key, self.moment(now)) {
+            Ok(slot) => {
+                shard.set_deadline(slot, deadline);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// `flush_all`: with no delay every item goes now; with a delay, every
+    /// item stored until then becomes invalid at that time (as memcached,
+    /// one second early: its cutoff is `now + delay - 1`).
+    pub fn flush_all(&self, delay: i64, now: u32) {
+        if delay <= 0 {
+            self.flush_cutoff.store(0, Ordering::Relaxed);
+            for shard in self.shards.iter() {
+                lock(shard).clear();
+            }
+        } else {
+            let cutoff = deadline(delay, now).saturating_sub(1).max(1);
+            self.flush_cutoff.store(cutoff, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes expired and flushed items from every shard, one shard lock at
+    /// a time; returns how many. The server calls this about once a second.
+    pub fn sweep(&self, now: u32) -> usize {
+        let at = self.moment(now);
+        self.shards.iter().map(|s| lock(s).sweep(at)).sum()
+    }
+
+    /// Totals for `stats`.
+    pub fn stats(&self) -> StoreStats {
+        let mut total = StoreStats::default();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            total.curr_items += shard.items as u64;
+            total.bytes += shard.bytes as u64;
+            total.total_items += shard.counters.total_items;
+            total.evictions += shard.counters.evictions;
+            total.reclaimed += shard.counters.reclaimed;
+        }
+        total
+    }
+
+    /// Up to `limit` keys (0: all), most recently used first within each
+    /// shard, for `stats cachedump`.
+    pub fn dump(&self, limit: usize) -> Vec<DumpedItem> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let mut items = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            let room = limit - items.len();
+            items.extend(
+                shard
+                    .items_by_recency()
+                    .take(room)
+                    .map(|(key, value_len, deadline)| DumpedItem {
+                        key: key.to_vec(),
+                        value_len,
+                        deadline,
+                    }),
+            );
+            if items.len() == limit {
+                break;
+            }
+        }
+        items
+    }
+
+    fn shard_limit(&self) -> usize {
+        self.memory_limit() / self.shards.len()
+    }
+
+    fn moment(&self, now: u32) -> Moment {
+        Moment {
+            now,
+            flush_cutoff: self.flush_cutoff.load(Ordering::Relaxed),
+        }
+    }
+
+    fn locate(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
+        let hash = self.hasher.hash_one(key);
+        // Middle bits pick the shard: hashbrown uses the low bits for the
+        // bucket and the top seven for its tags, which must stay varied.
+        let index = (hash >> 32) as usize & (self.shards.len() - 1);
+        (hash, lock(&self.shards[index]))
+    }
+}
+
+/// A shard's lock. Nothing panics while holding one, so a poisoned lock
+/// (impossible in practice) still guards consistent data.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// As many shards as keep each shard's part of the limit at least two
+/// maximum items, up to 64 (the cas uniques' shard bits).
+fn shard_count(memory_limit: usize, max_item_size: usize) -> usize {
+    let fit = memory_limit / (2 * max_item_size.max(1));
+    let max = 1 << SHARD_BITS;
+    match fit {
+        0 => 1,
+        n if n >= max => max,
+        n => 1 << n.ilog2(),
+    }
+}

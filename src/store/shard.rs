@@ -1,0 +1,318 @@
+//! One shard of the store: a hash table over a slab of entries, threaded on
+//! a least-recently-used list. Always used under the shard's lock.
+
+use hashbrown::HashTable;
+
+use super::expiry::{is_past, Deadline};
+
+/// What an item costs beyond its key and data: the entry (56 bytes), its
+/// table slot and allocator rounding. Counted in `bytes` and the memory limit.
+pub const ITEM_OVERHEAD: usize = 80;
+
+/// Low bits of every cas unique name the shard that issued it, so that
+/// shards count independently and uniques stay unique across the store.
+pub const SHARD_BITS: u32 = 6;
+
+const NIL: u32 = u32::MAX;
+
+/// One cached item. A free slot has empty `data`.
+struct Entry {
+    /// The key followed by the value, in one allocation.
+    data: Box<[u8]>,
+    hash: u64,
+    cas: u64,
+    flags: u32,
+    deadline: Deadline,
+    stored_at: u32,
+    prev: u32,
+    next: u32,
+    key_len: u8,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+
+    fn size(&self) -> usize {
+        self.data.len() + ITEM_OVERHEAD
+    }
+}
+
+/// A live item, as a reader sees it while holding the shard lock.
+pub struct ItemRef<'a> {
+    pub value: &'a [u8],
+    pub flags: u32,
+    pub cas: u64,
+    pub deadline: Deadline,
+}
+
+/// Why a lookup found nothing to serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    Absent,
+    Expired,
+    /// Invalidated by a delayed `flush_all`.
+    Flushed,
+}
+
+/// The time a shard operation happens at, with the pending `flush_all`
+/// cutoff: items stored at or before `flush_cutoff` are dead once `now`
+/// reaches it (0: no flush pending).
+#[derive(Clone, Copy, Debug)]
+pub struct Moment {
+    pub now: u32,
+    pub flush_cutoff: u32,
+}
+
+/// Counters the store reports in `stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardCounters {
+    pub evictions: u64,
+    pub total_items: u64,
+    /// Expired or flushed items whose memory was taken back.
+    pub reclaimed: u64,
+}
+
+/// A new item's fields, with its value given in up to two parts (so that
+/// `append` and `prepend` build the new value without a temporary copy).
+pub struct NewItem<'a> {
+    pub key: &'a [u8],
+    pub value: [&'a [u8]; 2],
+    pub flags: u32,
+    pub deadline: Deadline,
+}
+
+impl NewItem<'_> {
+    pub fn size(&self) -> usize {
+        self.key.len() + self.value[0].len() + self.value[1].len() + ITEM_OVERHEAD
+    }
+}
+
+pub struct Shard {
+    table: HashTable<u32>,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    /// Most recently used end of the LRU list.
+    head: u32,
+    /// Least recently used end: evicted first.
+    tail: u32,
+    id: u64,
+    cas_counter: u64,
+    pub bytes: usize,
+    pub items: usize,
+    pub counters: ShardCounters,
+}
+
+impl Shard {
+    pub fn new(id: usize) -> Shard {
+        Shard {
+            table: HashTable::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            id: id as u64,
+            cas_counter: 0,
+            bytes: 0,
+            items: 0,
+            counters: ShardCounters::default(),
+        }
+    }
+
+    /// The slot of the live item under `key`; a dead one found on the way
+    /// is removed (lazy expiry).
+    pub fn find(&mut self, hash: u64, key: &[u8], at: Moment) -> Result<u32, Miss> {
+        let entries = &self.entries;
+        let Some(&slot) = self.table.find(hash, |&i| entries[i as usize].key() == key) else {
+            return Err(Miss::Absent);
+        };
+        match self.death(slot, at) {
+            None => Ok(slot),
+            Some(why) => {
+                self.remove(slot);
+                self.counters.reclaimed += 1;
+                Err(why)
+            }
+        }
+    }
+
+    fn death(&self, slot: u32, at: Moment) -> Option<Miss> {
+        let entry = &self.entries[slot as usize];
+        if is_past(entry.deadline, at.now) {
+            Some(Miss::Expired)
+        } else if at.flush_cutoff != 0
+            && at.now >= at.flush_cutoff
+            && entry.stored_at <= at.flush_cutoff
+        {
+            Some(Miss::Flushed)
+        } else {
+            None
+        }
+    }
+
+    /// The item in `slot`, marked as just used.
+    pub fn read(&mut self, slot: u32) -> ItemRef<'_> {
+        self.bump(slot);
+        let entry = &self.entries[slot as usize];
+        ItemRef {
+            value: &entry.data[entry.key_len as usize..],
+            flags: entry.flags,
+            cas: entry.cas,
+            deadline: entry.deadline,
+        }
+    }
+
+    pub fn set_deadline(&mut self, slot: u32, deadline: Deadline) {
+        self.entries[slot as usize].deadline = deadline;
+        self.bump(slot);
+    }
+
+    /// The value bytes of `slot`, to change in place (`incr`/`decr`); the
+    /// item gets a new cas unique.
+    pub fn value_mut(&mut self, slot: u32) -> &mut [u8] {
+        let cas = self.next_cas();
+        self.bump(slot);
+        let entry = &mut self.entries[slot as usize];
+        entry.cas = cas;
+        &mut entry.data[entry.key_len as usize..]
+    }
+
+    /// Stores a new item (the caller has removed any old one under its key),
+    /// evicting least recently used items first until it fits `limit`.
+    /// Returns the new item's cas unique.
+    pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u64 {
+        self.make_room(item.size(), limit);
+        let mut data = Vec::with_capacity(item.size() - ITEM_OVERHEAD);
+        data.extend_from_slice(item.key);
+        data.extend_from_slice(item.value[0]);
+        data.extend_from_slice(item.value[1]);
+        let cas = self.next_cas();
+        let entry = Entry {
+            data: data.into_boxed_slice(),
+            hash,
+            cas,
+            flags: item.flags,
+            deadline: item.deadline,
+            stored_at: now,
+            prev: NIL,
+            next: NIL,
+            key_len: item.key.len() as u8,
+        };
+        self.bytes += entry.size();
+        self.items += 1;
+        self.counters.total_items += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.entries[slot as usize] = entry;
+                slot
+            }
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let entries = &self.entries;
+        self.table
+            .insert_unique(hash, slot, |&i| entries[i as usize].hash);
+        self.push_head(slot);
+        cas
+    }
+
+    /// Takes the item in `slot` out of the table, the list and the count.
+    pub fn remove(&mut self, slot: u32) {
+        let hash = self.entries[slot as usize].hash;
+        if let Ok(found) = self.table.find_entry(hash, |&i| i == slot) {
+            found.remove();
+        }
+        self.unlink(slot);
+        let entry = &mut self.entries[slot as usize];
+        self.bytes -= entry.size();
+        self.items -= 1;
+        entry.data = Box::default();
+        self.free.push(slot);
+    }
+
+    /// Evicts from the cold end until `incoming` more bytes fit in `limit`.
+    /// An item larger than the whole limit is still stored, alone.
+    pub fn make_room(&mut self, incoming: usize, limit: usize) {
+        while self.bytes + incoming > limit && self.tail != NIL {
+            self.remove(self.tail);
+            self.counters.evictions += 1;
+        }
+    }
+
+    /// Removes every dead item; returns how many.
+    pub fn sweep(&mut self, at: Moment) -> usize {
+        let dead: Vec<u32> = (0..self.entries.len() as u32)
+            .filter(|&slot| !self.entries[slot as usize].data.is_empty())
+            .filter(|&slot| self.death(slot, at).is_some())
+            .collect();
+        for &slot in &dead {
+            self.remove(slot);
+        }
+        self.counters.reclaimed += dead.len() as u64;
+        dead.len()
+    }
+
+    /// Removes every item (`flush_all` with no delay).
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.entries.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.bytes = 0;
+        self.items = 0;
+    }
+
+    /// Live items from most to least recently used: key, value length, deadline.
+    pub fn items_by_recency(&self) -> impl Iterator<Item = (&[u8], usize, Deadline)> {
+        let mut slot = self.head;
+        std::iter::from_fn(move || {
+            let entry = self.entries.get(slot as usize)?;
+            slot = entry.next;
+            Some((
+                entry.key(),
+                entry.data.len() - entry.key_len as usize,
+                entry.deadline,
+            ))
+        })
+    }
+
+    fn next_cas(&mut self) -> u64 {
+        self.cas_counter += 1;
+        self.cas_counter << SHARD_BITS | self.id
+    }
+
+    fn bump(&mut self, slot: u32) {
+        if self.head != slot {
+            self.unlink(slot);
+            self.push_head(slot);
+        }
+    }
+
+    fn push_head(&mut self, slot: u32) {
+        let old_head = self.head;
+        let entry = &mut self.entries[slot as usize];
+        entry.prev = NIL;
+        entry.next = old_head;
+        match old_head {
+            NIL => self.tail = slot,
+            h => self.entries[h as usize].prev = slot,
+        }
+        self.head = slot;
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Entry { prev, next, .. } = self.entries[slot as usize];
+        match prev {
+            NIL => self.head = next,
+            p => self.entries[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.entries[n as usize].prev = prev,
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! Shared harness for kvserve's black-box integration tests.
+//!
+//! Starts the `kvserve` binary (or, for the protocol suite with
+//! `KVSERVE_TEST_MEMCACHED=1`, the real `memcached`) on a free port of
+//! 127.0.0.1, waits for it to be ready, and offers small blocking-socket
+//! helpers. Every wait here is bounded in time; the only processes ever
+//! signalled are the ones this harness spawned, by PID.
+
+// Each integration-test crate compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The three threading patterns, as spelled on the command line.
+pub const PATTERNS: [&str; 3] = ["basic", "multi-reader", "worker-pool"];
+
+/// Read/write timeout of client sockets and bound of single replies.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server gets to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `stop()` waits after SIGTERM before it sends SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many of the server's last stderr lines are kept for diagnostics.
+const STDERR_TAIL_LINES: usize = 200;
+
+/// True when `KVSERVE_TEST_MEMCACHED=1`: suites that support it run
+/// against the real memcached instead of kvserve.
+pub fn memcached_mode() -> bool {
+    std::env::var("KVSERVE_TEST_MEMCACHED").is_ok_and(|v| v == "1")
+}
+
+/// The result of stopping a server.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// Time from the signal to the exit being observed.
+    pub elapsed: Duration,
+    /// True when the server ignored the signal and was SIGKILLed.
+    pub killed: bool,
+}
+
+/// A running server process (kvserve, or memcached in memcached mode).
+pub struct KvServer {
+    child: Child,
+    addr: SocketAddr,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    label: String,
+    exited: Option<ExitStatus>,
+}
+
+impl KvServer {
+    /// Spawns `kvserve --pattern PATTERN --port 0 -l 127.0.0.1 EXTRA...`
+    /// and waits (at most 10 s) for its `listening on ADDR` stderr line.
+    pub fn start(pattern: &str, extra_args: &[&str]) -> KvServer {
+        raise_fd_limit();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvserve"));
+        cmd.args(["--pattern", pattern, "--port", "0", "-l", "127.0.0.1"])
+            .args(extra_args)
+            // The server's own default log filter must show the line.
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let label = format!("kvserve --pattern {pattern} {}", extra_args.join(" "));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {label}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, rx) = mpsc::channel();
+        spawn_stderr_drain(stderr, Arc::clone(&tail), Some(tx));
+
+        let mut server = KvServer {
+            child,
+            // Placeholder until the listening line arrives.
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr_tail: tail,
+            label,
+            exited: None,
+        };
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(addr) => server.addr = addr,
+            Err(e) => {
+                let status = server.kill_now();
+                panic!(
+                    "{}: no `listening on ADDR` line on stderr within {:?} ({e:?}); \
+                     exit status {status:?}; stderr:\n{}",
+                    server.label,
+                    STARTUP_TIMEOUT,
+                    server.stderr_text()
+                );
+            }
+        }
+        server
+    }
+
+    /// Spawns the real memcached (`$KVSERVE_MEMCACHED_BIN` or `memcached`)
+    /// on a free port of 127.0.0.1 and waits until it accepts connections.
+    pub fn start_memcached(extra_args: &[&str]) -> KvServer {
+        raise_fd_limit();
+        let bin = std::env::var("KVSERVE_MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
+        // The port is picked by binding port 0 and releasing it, so another
+        // process could take it in between: retry a few times.
+        for attempt in 1..=3 {
+            let port = free_port();
+            let port_arg = port.to_string();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-p", &port_arg, "-l", "127.0.0.1", "-U", "0"])
+                .args(extra_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                cmd.args(["-u", "root"]);
+            }
+            let label = format!("{bin} -p {port} {}", extra_args.join(" "));
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {label}: {e}"));
+            let stderr = child.stderr.take().expect("stderr is piped");
+            let tail = Arc::new(Mutex::new(VecDeque::new()));
+            spawn_stderr_drain(stderr, Arc::clone(&tail), None);
+            let mut server = KvServer {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                stderr_tail: tail,
+                label,
+                exited: None,
+            };
+            let deadline = Instant::now() + STARTUP_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    server.exited = Some(status);
+                    break;
+                }
+                if TcpStream::connect_timeout(&server.addr, Duration::from_millis(200)).is_ok() {
+                    return server;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let status = server.kill_now();
+            if attempt == 3 {
+                panic!(
+                    "{} did not accept connections (exit status {status:?}); stderr:\n{}",
+                    server.label,
+                    server.stderr_text()
+                );
+            }
+        }
+        unreachable!()
+    }
+
+    /// For suites that can run against memcached: kvserve with
+    /// `kv_args`, or memcached with `mc_args` in memcached mode.
+    pub fn start_suite(pattern: &str, kv_args: &[&str], mc_args: &[&str]) -> KvServer {
+        if memcached_mode() {
+            KvServer::start_memcached(mc_args)
+        } else {
+            KvServer::start(pattern, kv_args)
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A connected client with ~5 s read/write timeouts and TCP_NODELAY.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect to {} ({}): {e}", self.addr, self.label));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// The last lines the server wrote on stderr (for failure messages).
+    pub fn stderr_text(&self) -> String {
+        let tail = self.stderr_tail.lock().unwrap();
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// `None` while the process runs, its exit status once it has exited.
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status);
+            }
+        }
+        self.exited
+    }
+
+    /// SIGTERM, then wait (at most 10 s, then SIGKILL); the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM, STOP_TIMEOUT).status
+    }
+
+    /// Sends `signal`, waits up to `timeout` for the exit, SIGKILLs after.
+    pub fn stop_with(&mut self, signal: libc::c_int, timeout: Duration) -> Stopped {
+        let start = Instant::now();
+        if let Some(status) = self.try_exit_status() {
+            return Stopped {
+                status,
+                elapsed: Duration::ZERO,
+                killed: false,
+            };
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: plain kill(2) on the PID of our own, not yet reaped, child.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed: {}", io::Error::last_os_error());
+        let deadline = start + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_exit_status() {
+                return Stopped {
+                    status,
+                    elapsed: start.elapsed(),
+                    killed: false,
+                };
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let status = self.kill_now();
+        Stopped {
+            status,
+            elapsed: start.elapsed(),
+            killed: true,
+        }
+    }
+
+    fn kill_now(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_exit_status() {
+            return status;
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for killed child");
+        self.exited = Some(status);
+        status
+    }
+}
+
+impl Drop for KvServer {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            self.kill_now();
+        }
+    }
+}
+
+/// Reads the child's stderr line by line until EOF so the pipe never
+/// fills; keeps the last lines; reports the first `listening on ADDR`.
+fn spawn_stderr_drain(
+    stderr: impl Read + Send + 'static,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    mut listening: Option<mpsc::Sender<SocketAddr>>,
+) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match reader.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = strip_ansi(&String::from_utf8_lossy(&raw))
+                .trim_end()
+                .to_string();
+            if let Some(addr) = parse_listening_line(&line) {
+                if let Some(tx) = listening.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+            let mut tail = tail.lock().unwrap();
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    });
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`), in case the log
+/// output is coloured.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `... listening on 127.0.0.1:PORT ...` → the address.
+pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let token = rest.split_whitespace().next()?;
+    token.parse().ok()
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().unwrap().port()
+}
+
+/// Raises this process's soft RLIMIT_NOFILE towards the hard limit (at
+/// most 65536); spawned servers inherit it. Best effort.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            let want = lim.rlim_max.min(65536);
+            if lim.rlim_cur < want {
+                lim.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+}
+
+/// Resident set size of a process in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Printable rendering of protocol bytes, cut after `max` bytes.
+pub fn show_max(bytes: &[u8], max: usize) -> String {
+    let mut s = String::new();
+    for &b in bytes.iter().take(max) {
+        match b {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if bytes.len() > max {
+        s.push_str(&format!("... ({} bytes in all)", bytes.len()));
+    }
+    s
+}
+
+/// Printable rendering of protocol bytes (first 600 bytes).
+pub fn show(bytes: &[u8]) -> String {
+    show_max(bytes, 600)
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Length of the first complete memcached reply at the start of `buf`, or
+/// `None` if more bytes are needed. A reply is any number of `VALUE` items
+/// (with their data blocks) and `STAT` lines, up to and including the
+/// first other line (`END`, `STORED`, a number, an error, ...).
+pub fn reply_len(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let eol = pos + find_crlf(&buf[pos..])?;
+        let line = &buf[pos..eol];
+        let next = eol + 2;
+        if line.starts_with(b"VALUE ") {
+            let len = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.split(' ').nth(3))
+                .and_then(|n| n.parse::<usize>().ok());
+            match len {
+                Some(n) => {
+                    let end = next + n + 2;
+                    if buf.len() < end {
+                        return None;
+                    }
+                    pos = end;
+                }
+                // Malformed VALUE line: let the caller see it.
+                None => return Some(next),
+            }
+        } else if line.starts_with(b"STAT ") {
+            pos = next;
+        } else {
+            return Some(next);
+        }
+    }
+}
+
+/// Reads until `buf` holds one complete reply (see [`reply_len`]); returns
+/// everything read. Panics on EOF, error or after ~5 s.
+pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        if reply_len(&buf).is_some() {
+            return buf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "incomplete reply after {IO_TIMEOUT:?}: {}",
+            show(&buf)
+        );
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("EOF while reading a reply; got so far: {}", show(&buf)),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read error {e} while reading a reply; got so far: {}", show(&buf)),
+        }
+    }
+}
+
+/// Writes `req` and reads one complete reply.
+pub fn request(stream: &mut TcpStream, req: &[u8]) -> Vec<u8> {
+    stream.write_all(req).expect("write request");
+    read_reply(stream)
+}
+
+/// Reads exactly `n` bytes (or panics after ~5 s with what arrived).
+pub fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut buf = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {n} bytes after {IO_TIMEOUT:?}: {}",
+            show(&buf[..got])
+        );
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => panic!("EOF after {got} of {n} bytes: {}", show(&buf[..got])),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read error {e} after {got} of {n} bytes: {}", show(&buf[..got])),
+        }
+    }
+    buf
+}
+
+/// How a [`read_until_eof`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    Eof,
+    Error(io::ErrorKind),
+    Timeout,
+}
+
+/// Reads until EOF, an error, or `timeout` (at most `limit` bytes kept).
+pub fn read_until_eof(stream: &mut TcpStream, timeout: Duration, limit: usize) -> (Vec<u8>, ReadEnd) {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return (buf, ReadEnd::Timeout);
+        }
+        stream
+            .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => return (buf, ReadEnd::Eof),
+            Ok(n) => {
+                let room = limit.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return (buf, ReadEnd::Timeout)
+            }
+            Err(e) => return (buf, ReadEnd::Error(e.kind())),
+        }
+    }
+}
+
+/// Parses a `STAT name value` ... `END` reply into (name, value) pairs.
+pub fn parse_stats(reply: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(reply);
+    assert!(text.ends_with("END\r\n"), "stats reply does not end with END: {}", show(reply));
+    let mut out = Vec::new();
+    for line in text.split("\r\n") {
+        if line == "END" {
+            break;
+        }
+        let mut parts = line.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("STAT"), "bad stats line {line:?}");
+        let name = parts.next().unwrap_or_else(|| panic!("bad stats line {line:?}"));
+        let value = parts.next().unwrap_or("");
+        out.push((name.to_string(), value.to_string()));
+    }
+    out
+}
+
+/// Sends `stats` (or `stats SUB`) and parses the reply.
+pub fn stats(stream: &mut TcpStream, sub: &str) -> Vec<(String, String)> {
+    let req = if sub.is_empty() {
+        "stats\r\n".to_string()
+    } else {
+        format!("stats {sub}\r\n")
+    };
+    parse_stats(&request(stream, req.as_bytes()))
+}
+
+/// The value of stat `name`, parsed as u64 (panics if absent or not a number).
+pub fn stat_u64(stats: &[(String, String)], name: &str) -> u64 {
+    let (_, v) = stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("stat {name} missing; got {stats:?}"));
+    v.parse()
+        .unwrap_or_else(|_| panic!("stat {name} = {v:?} is not an unsigned integer"))
+}
+
+/// Writes `data` on a clone of `stream` from a helper thread, either in one
+/// `write_all` or one `write` per byte; the caller reads meanwhile, so
+/// neither side can block the other on full socket buffers.
+pub fn write_in_background(
+    stream: &TcpStream,
+    data: Vec<u8>,
+    byte_by_byte: bool,
+) -> thread::JoinHandle<io::Result<()>> {
+    let mut w = stream.try_clone().expect("clone stream");
+    thread::spawn(move || {
+        if byte_by_byte {
+            for b in data.chunks(1) {
+                w.write_all(b)?;
+            }
+            Ok(())
+        } else {
+            w.write_all(&data)
+        }
+    })
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `set KEY FLAGS 0 LEN [noreply]` request with its data block.
+pub fn set_req(key: &str, flags: u32, value: &[u8]) -> Vec<u8> {
+    let mut r = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
+    r.extend_from_slice(value);
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// The reply to `get KEY` when KEY holds `value` with `flags`.
+pub fn value_reply(key: &str, flags: u32, value: &[u8]) -> Vec<u8> {
+    let mut r = format!("VALUE {key} {flags} {}\r\n", value.len()).into_bytes();
+    r.extend_from_slice(value);
+    r.extend_from_slice(b"\r\nEND\r\n");
+    r
+}
