@@ -1,5 +1,7 @@
 //! Executing one parsed request: store operation, statistics, reply bytes.
 
+use std::time::{Duration, Instant};
+
 use super::stats::ThreadStats;
 use super::Engine;
 use crate::protocol::{reply, ArithOp, Request, StoreMode};
@@ -26,6 +28,9 @@ impl Engine {
         now: u32,
     ) -> Flow {
         stats.requests.incr();
+        if self.settings.work_us > 0 {
+            burn_cpu(Duration::from_micros(self.settings.work_us));
+        }
         let mark = out.len();
         let flow = self.reply(request, input, out, stats, now);
         if request.noreply() {
@@ -185,5 +190,14 @@ impl Engine {
             Request::Error { reply, .. } => out.extend_from_slice(reply.line()),
         }
         Flow::Continue
+    }
+}
+
+/// Keeps the calling thread busy for `time` (`--work-us`): a spin, not a
+/// sleep, so the executing thread is unavailable exactly as with real work.
+fn burn_cpu(time: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < time {
+        std::hint::spin_loop();
     }
 }

@@ -15,8 +15,12 @@ use stats::StatsRegistry;
 
 pub use execute::Flow;
 
-/// The version kvserve reports (`version`, `stats`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version kvserve reports (`version`, `stats`): the memcached release
+/// whose text protocol it matches, then its own. Clients read the leading
+/// number to pick protocol behaviour (libmemcached's `memccapable` expects
+/// 1.6's leniency, e.g. `version foo` answered with the version), so it must
+/// name the memcached it behaves like.
+pub const VERSION: &str = concat!("1.6.18-kvserve-", env!("CARGO_PKG_VERSION"));
 
 /// The server settings that requests can see, through `stats settings`.
 #[derive(Clone, Debug)]
@@ -31,6 +35,9 @@ pub struct Settings {
     pub max_pending_output: usize,
     pub max_item_size: usize,
     pub idle_timeout: u64,
+    /// CPU time to burn per request, modelling a backend where processing
+    /// rather than I/O dominates (`--work-us`).
+    pub work_us: u64,
 }
 
 /// The store, the statistics and the settings: what executing a request needs.

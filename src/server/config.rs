@@ -59,6 +59,11 @@ pub struct Config {
     /// reading its requests until the client reads (backpressure).
     #[arg(long, default_value = "256k", value_parser = parse_size)]
     pub max_pending_output: usize,
+    /// Microseconds of CPU work the executing thread spends on every
+    /// request: models backends where processing, not I/O, dominates. This
+    /// is the knob that shows when a worker pool pays off.
+    #[arg(long, default_value_t = 0)]
+    pub work_us: u64,
     /// More logging: -v debug, -vv trace (RUST_LOG overrides; default info).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -52,6 +52,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         max_pending_output: config.max_pending_output,
         max_item_size: config.max_item_size,
         idle_timeout: 0,
+        work_us: config.work_us,
     };
     let engine = Arc::new(Engine::new(settings, config.memory_limit * 1024 * 1024));
     let shutdown = Arc::new(Shutdown::default());

@@ -594,3 +594,35 @@ pub fn value_reply(key: &str, flags: u32, value: &[u8]) -> Vec<u8> {
     r.extend_from_slice(b"\r\nEND\r\n");
     r
 }
+
+/// Reads until `expected.len()` bytes arrived or they stop matching;
+/// panics with the first difference.
+pub fn read_expected(stream: &mut TcpStream, expected: &[u8], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::with_capacity(expected.len());
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got.len() < expected.len() && expected.starts_with(&got) && Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if got != expected {
+        let at = got
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(expected.len()));
+        let from = at.saturating_sub(60);
+        panic!(
+            "{what}: got {} bytes, expected {}; first difference at byte {at}\n  \
+             expected: {}\n  got:      {}",
+            got.len(),
+            expected.len(),
+            show_max(&expected[from..], 160),
+            show_max(&got[from.min(got.len())..], 160)
+        );
+    }
+}
