@@ -10,6 +10,7 @@
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
@@ -54,11 +55,14 @@ pub struct Connection {
     swallow: usize,
     output: Vec<u8>,
     written: usize,
-    /// Set by readiness events, cleared when the socket would block.
+    /// Set by readiness events, cleared when a read would block.
     pub readable: bool,
-    pub writable: bool,
     /// No more requests: close once the output is written.
     closing: bool,
+    /// Whether the poller also watches for writability. Only while output
+    /// is stuck: with edge-triggered epoll, a socket watched for writing
+    /// wakes its loop on every ACK that frees send buffer space.
+    watching_writes: bool,
 }
 
 impl Connection {
@@ -72,8 +76,8 @@ impl Connection {
             output: Vec::new(),
             written: 0,
             readable: true,
-            writable: true,
             closing: false,
+            watching_writes: false,
         }
     }
 
@@ -186,10 +190,7 @@ impl Connection {
                     self.written += n;
                     stats.bytes_written.add(n as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(false);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -200,6 +201,26 @@ impl Connection {
             self.output = Vec::new();
         }
         Ok(true)
+    }
+
+    /// Registers the connection with a poller, for reading only.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut self.stream, token, Interest::READABLE)
+    }
+
+    /// Watches for writability exactly while output is pending.
+    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let stuck = self.pending_output() > 0;
+        if stuck != self.watching_writes {
+            let interest = if stuck {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            registry.reregister(&mut self.stream, token, interest)?;
+            self.watching_writes = stuck;
+        }
+        Ok(())
     }
 
     pub fn pending_output(&self) -> usize {

@@ -110,7 +110,6 @@ impl EventLoop {
                     Token(i) => {
                         if let Some(conn) = self.connections.get_mut(i) {
                             conn.readable |= event.is_readable() || event.is_read_closed();
-                            conn.writable |= event.is_writable();
                             self.serve(i);
                         }
                     }
@@ -133,7 +132,15 @@ impl EventLoop {
             return;
         };
         let budget = self.engine.settings.reqs_per_event;
-        match conn.serve(&self.engine, &self.stats, budget) {
+        let served = conn.serve(&self.engine, &self.stats, budget);
+        if served != Served::Close
+            && conn
+                .update_interest(self.poll.registry(), Token(i))
+                .is_err()
+        {
+            return self.close(i);
+        }
+        match served {
             Served::Close => self.close(i),
             Served::Yield => self.yielded.push_back(i),
             Served::Idle | Served::WaitWritable => {}

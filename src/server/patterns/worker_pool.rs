@@ -180,7 +180,6 @@ impl Dispatch {
                     Token(i) => {
                         if let Some(client) = self.clients.get_mut(i) {
                             client.conn.readable |= event.is_readable() || event.is_read_closed();
-                            client.conn.writable |= event.is_writable();
                             self.serve(i);
                         }
                     }
@@ -250,7 +249,16 @@ impl Dispatch {
             return;
         };
         match advance(&mut client.conn, batch, &self.engine, &self.stats) {
-            Step::Home(batch) => client.batch = Some(batch),
+            Step::Home(batch) => {
+                client.batch = Some(batch);
+                if client
+                    .conn
+                    .update_interest(self.poll.registry(), Token(i))
+                    .is_err()
+                {
+                    self.close(i);
+                }
+            }
             Step::Sent(batch) => {
                 self.in_flight += 1;
                 // The workers hold the queue's receivers until this thread drops it.

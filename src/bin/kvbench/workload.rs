@@ -1,0 +1,462 @@
+//! Workloads: the named presets, the flags that override them, value sizes,
+//! get:set mixes and the random numbers behind key choice.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, ensure, Result};
+use clap::ValueEnum;
+
+use crate::cli::WorkloadArgs;
+
+/// The named workloads of `--workload`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadName {
+    Uniform,
+    Pipelined,
+    Large,
+    ManyConns,
+    Skewed,
+}
+
+impl WorkloadName {
+    pub const ALL: [WorkloadName; 5] = [
+        WorkloadName::Uniform,
+        WorkloadName::Pipelined,
+        WorkloadName::Large,
+        WorkloadName::ManyConns,
+        WorkloadName::Skewed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadName::Uniform => "uniform",
+            WorkloadName::Pipelined => "pipelined",
+            WorkloadName::Large => "large",
+            WorkloadName::ManyConns => "many-conns",
+            WorkloadName::Skewed => "skewed",
+        }
+    }
+}
+
+/// Largest value kvbench sends (memcached's own ceiling is 1 GiB; servers
+/// refuse far less by default, which shows as errors).
+pub const MAX_VALUE_SIZE: usize = 64 << 20;
+/// memcached's longest key.
+const MAX_KEY_LEN: usize = 250;
+
+/// One value size, or a range drawn uniformly (both ends included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueSize {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl ValueSize {
+    pub const fn fixed(n: usize) -> ValueSize {
+        ValueSize { min: n, max: n }
+    }
+
+    pub fn pick(&self, rng: &mut Rng) -> usize {
+        self.min + rng.below((self.max - self.min) as u64 + 1) as usize
+    }
+}
+
+impl FromStr for ValueSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ValueSize, String> {
+        let (min, max) = match text.split_once('-') {
+            Some((a, b)) => (parse_size(a)?, parse_size(b)?),
+            None => {
+                let n = parse_size(text)?;
+                (n, n)
+            }
+        };
+        if min > max {
+            return Err(format!("empty range {text}"));
+        }
+        if max > MAX_VALUE_SIZE {
+            return Err(format!("at most {MAX_VALUE_SIZE} bytes: {text}"));
+        }
+        Ok(ValueSize { min, max })
+    }
+}
+
+impl fmt::Display for ValueSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
+}
+
+/// Bytes, or with a k or m suffix (KiB, MiB).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, unit) = if let Some(d) = lower.strip_suffix('k') {
+        (d, 1 << 10)
+    } else if let Some(d) = lower.strip_suffix('m') {
+        (d, 1 << 20)
+    } else {
+        (lower.as_str(), 1)
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("not a size: {text}"))
+}
+
+/// How many gets per how many sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ratio {
+    pub gets: u32,
+    pub sets: u32,
+}
+
+impl Ratio {
+    /// True for a get, with probability gets / (gets + sets).
+    pub fn pick_get(&self, rng: &mut Rng) -> bool {
+        if self.sets == 0 {
+            return true;
+        }
+        if self.gets == 0 {
+            return false;
+        }
+        rng.below(u64::from(self.gets) + u64::from(self.sets)) < u64::from(self.gets)
+    }
+}
+
+impl FromStr for Ratio {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Ratio, String> {
+        let bad = || format!("expected GETS:SETS such as 9:1, got {text}");
+        let (g, s) = text.split_once(':').ok_or_else(bad)?;
+        let gets: u32 = g.trim().parse().map_err(|_| bad())?;
+        let sets: u32 = s.trim().parse().map_err(|_| bad())?;
+        if gets == 0 && sets == 0 {
+            return Err(bad());
+        }
+        Ok(Ratio { gets, sets })
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.gets, self.sets)
+    }
+}
+
+/// One kind of client in a run: its connections all behave alike.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    /// `all` for a one-group workload; `light` and `heavy` for skewed.
+    pub name: String,
+    pub connections: usize,
+    pub keys: u64,
+    pub key_prefix: String,
+    pub value_size: ValueSize,
+    pub get_ratio: Ratio,
+    pub multiget: u32,
+    pub pipeline: usize,
+    /// Open loop at this total rate (requests/s) over the group's
+    /// connections; `None` is closed loop.
+    pub rate: Option<f64>,
+}
+
+impl GroupSpec {
+    pub fn mode(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("open {rate}/s d={}", self.pipeline),
+            None => format!("closed d={}", self.pipeline),
+        }
+    }
+}
+
+/// Everything one run does.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub workload: WorkloadName,
+    pub groups: Vec<GroupSpec>,
+    pub warmup: bool,
+}
+
+impl Plan {
+    pub fn connections(&self) -> usize {
+        self.groups.iter().map(|g| g.connections).sum()
+    }
+
+    pub fn max_value_size(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.value_size.max)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Client threads: the request, or the cores; at most one per
+    /// connection, and at least one.
+    pub fn client_threads(&self, requested: Option<usize>) -> usize {
+        requested
+            .unwrap_or_else(num_cpus::get)
+            .min(self.connections())
+            .max(1)
+    }
+}
+
+/// Builds the plan of a workload with the flags' overrides.
+pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
+    let name = args.workload;
+    let prefix = args
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| "kvbench:".into());
+    let mut main = GroupSpec {
+        name: "all".into(),
+        connections: 50,
+        keys: 10_000,
+        key_prefix: prefix.clone(),
+        value_size: ValueSize::fixed(100),
+        get_ratio: Ratio { gets: 9, sets: 1 },
+        multiget: 1,
+        pipeline: 1,
+        rate: None,
+    };
+    let mut heavy = None;
+    match name {
+        WorkloadName::Uniform => {}
+        WorkloadName::Pipelined => main.pipeline = 16,
+        WorkloadName::Large => {
+            main.value_size = ValueSize::fixed(16 << 10);
+            main.keys = 1000;
+        }
+        WorkloadName::ManyConns => main.connections = 1000,
+        WorkloadName::Skewed => {
+            main.name = "light".into();
+            main.get_ratio = Ratio { gets: 1, sets: 0 };
+            main.rate = Some(2000.0);
+            heavy = Some(GroupSpec {
+                name: "heavy".into(),
+                connections: 4,
+                keys: 256,
+                key_prefix: format!("{prefix}h:"),
+                value_size: ValueSize::fixed(64 << 10),
+                get_ratio: Ratio { gets: 1, sets: 0 },
+                multiget: 16,
+                pipeline: 2,
+                rate: None,
+            });
+        }
+    }
+    if let Some(n) = args.connections {
+        main.connections = n;
+    }
+    if let Some(n) = args.keys {
+        main.keys = n;
+    }
+    if let Some(v) = args.value_size {
+        main.value_size = v;
+    }
+    if let Some(r) = args.get_ratio {
+        main.get_ratio = r;
+    }
+    if let Some(n) = args.multiget {
+        main.multiget = n;
+    }
+    if let Some(n) = args.pipeline {
+        main.pipeline = n;
+    }
+    if let Some(r) = args.rate {
+        main.rate = Some(r);
+    }
+    let heavy_flags = args.heavy_connections.is_some()
+        || args.heavy_value_size.is_some()
+        || args.heavy_multiget.is_some()
+        || args.heavy_pipeline.is_some()
+        || args.heavy_keys.is_some();
+    match heavy.as_mut() {
+        Some(h) => {
+            if let Some(n) = args.heavy_connections {
+                h.connections = n;
+            }
+            if let Some(v) = args.heavy_value_size {
+                h.value_size = v;
+            }
+            if let Some(n) = args.heavy_multiget {
+                h.multiget = n;
+            }
+            if let Some(n) = args.heavy_pipeline {
+                h.pipeline = n;
+            }
+            if let Some(n) = args.heavy_keys {
+                h.keys = n;
+            }
+        }
+        None if heavy_flags => bail!("the --heavy-* flags apply to --workload skewed only"),
+        None => {}
+    }
+    let mut groups = vec![main];
+    groups.extend(heavy);
+    if groups.len() > 1 {
+        // skewed with --connections 0 or --heavy-connections 0: one kind only.
+        groups.retain(|g| g.connections > 0);
+        ensure!(!groups.is_empty(), "no connections at all");
+    }
+    for g in &groups {
+        validate(g)?;
+    }
+    Ok(Plan {
+        workload: name,
+        groups,
+        warmup: args.warmup.unwrap_or(!args.no_warmup),
+    })
+}
+
+fn validate(g: &GroupSpec) -> Result<()> {
+    let what = &g.name;
+    ensure!(g.connections >= 1, "{what}: at least one connection");
+    ensure!(g.connections <= 100_000, "{what}: at most 100000 connections");
+    ensure!(g.keys >= 1, "{what}: at least one key");
+    ensure!(g.pipeline >= 1, "{what}: pipeline depth must be at least 1");
+    ensure!(g.pipeline <= 4096, "{what}: pipeline depth at most 4096");
+    ensure!(
+        (1..=1024).contains(&g.multiget),
+        "{what}: 1 to 1024 keys per get"
+    );
+    ensure!(
+        g.key_prefix.len() + 20 <= MAX_KEY_LEN,
+        "{what}: key prefix too long (keys are at most {MAX_KEY_LEN} bytes)"
+    );
+    ensure!(
+        g.key_prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b' '),
+        "{what}: key prefix must be printable ASCII without spaces"
+    );
+    if let Some(rate) = g.rate {
+        ensure!(
+            rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
+            "{what}: rate must be in (0, 1e7] requests/s"
+        );
+    }
+    Ok(())
+}
+
+/// splitmix64: small, fast and good enough to pick keys.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(name: WorkloadName) -> WorkloadArgs {
+        WorkloadArgs {
+            workload: name,
+            ..WorkloadArgs::default()
+        }
+    }
+
+    #[test]
+    fn sizes_and_ranges() {
+        assert_eq!("100".parse(), Ok(ValueSize::fixed(100)));
+        assert_eq!("16k".parse(), Ok(ValueSize::fixed(16384)));
+        assert_eq!(
+            "10-2K".parse(),
+            Ok(ValueSize {
+                min: 10,
+                max: 2048
+            })
+        );
+        assert!("5-4".parse::<ValueSize>().is_err());
+        assert!("x".parse::<ValueSize>().is_err());
+        assert!("65m".parse::<ValueSize>().is_err());
+        let mut rng = Rng::new(1);
+        let range = ValueSize { min: 3, max: 5 };
+        let mut seen = [false; 3];
+        for _ in 0..1000 {
+            let n = range.pick(&mut rng);
+            assert!((3..=5).contains(&n));
+            seen[n - 3] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!("9:1".parse(), Ok(Ratio { gets: 9, sets: 1 }));
+        assert!("0:0".parse::<Ratio>().is_err());
+        assert!("9".parse::<Ratio>().is_err());
+        let mut rng = Rng::new(7);
+        let only_gets = Ratio { gets: 1, sets: 0 };
+        let only_sets = Ratio { gets: 0, sets: 3 };
+        assert!((0..100).all(|_| only_gets.pick_get(&mut rng)));
+        assert!((0..100).all(|_| !only_sets.pick_get(&mut rng)));
+        let gets = (0..10_000)
+            .filter(|_| Ratio { gets: 9, sets: 1 }.pick_get(&mut rng))
+            .count();
+        assert!((8500..9500).contains(&gets), "{gets}");
+    }
+
+    #[test]
+    fn presets_and_overrides() {
+        let p = plan(&args(WorkloadName::Pipelined)).unwrap();
+        assert_eq!(p.groups.len(), 1);
+        assert_eq!(p.groups[0].pipeline, 16);
+        assert!(p.warmup);
+        let p = plan(&WorkloadArgs {
+            pipeline: Some(2),
+            no_warmup: true,
+            ..args(WorkloadName::Pipelined)
+        })
+        .unwrap();
+        assert_eq!(p.groups[0].pipeline, 2);
+        assert!(!p.warmup);
+        let p = plan(&args(WorkloadName::Skewed)).unwrap();
+        let names: Vec<_> = p.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["light", "heavy"]);
+        assert_eq!(p.groups[0].rate, Some(2000.0));
+        assert_eq!(p.groups[1].multiget, 16);
+        assert_eq!(p.groups[1].value_size, ValueSize::fixed(65536));
+        assert_eq!(p.max_value_size(), 65536);
+        assert!(plan(&WorkloadArgs {
+            heavy_connections: Some(1),
+            ..args(WorkloadName::Uniform)
+        })
+        .is_err());
+        assert_eq!(
+            plan(&args(WorkloadName::ManyConns)).unwrap().connections(),
+            1000
+        );
+    }
+
+    #[test]
+    fn below_stays_in_range() {
+        let mut rng = Rng::new(3);
+        assert!((0..10_000).all(|_| rng.below(7) < 7));
+        assert_eq!(rng.below(1), 0);
+    }
+}
