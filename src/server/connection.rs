@@ -123,6 +123,7 @@ impl Connection {
             }
             match self.fill(stats) {
                 Ok(true) => {}
+                Ok(false) if self.closing => {} // end of stream: answer what came before it
                 Ok(false) => return Served::Idle,
                 Err(_) => return Served::Close,
             }

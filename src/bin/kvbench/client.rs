@@ -70,7 +70,9 @@ impl ErrorKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A get's `END`, after `hits` `VALUE` blocks.
-    Got { hits: u32 },
+    Got {
+        hits: u32,
+    },
     Stored,
     Failed(ErrorKind),
 }
@@ -122,7 +124,10 @@ impl ReplyParser {
             };
             pos += nl + 1;
             let Some(line) = rest[..nl].strip_suffix(b"\r") else {
-                return (pos, Some(self.broken("line not ended by \\r\\n", &rest[..nl])));
+                return (
+                    pos,
+                    Some(self.broken("line not ended by \\r\\n", &rest[..nl])),
+                );
             };
             if self.state == State::DataEnd {
                 if !line.is_empty() {
@@ -620,7 +625,9 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let words: Vec<_> = text.trim_end().split(' ').collect();
         assert_eq!(words.len(), 4, "{text}");
-        assert!(words[1..].iter().all(|w| w.len() == 2 && w.starts_with('k')));
+        assert!(words[1..]
+            .iter()
+            .all(|w| w.len() == 2 && w.starts_with('k')));
         assert!(text.ends_with("\r\n"));
     }
 }

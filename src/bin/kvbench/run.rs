@@ -243,7 +243,11 @@ fn warmup_conn(
     }) {
         Ok(s) => s,
         Err(e) => {
-            fail(&mut out, to_send, format!("warmup connect to {}: {e}", opts.server));
+            fail(
+                &mut out,
+                to_send,
+                format!("warmup connect to {}: {e}", opts.server),
+            );
             return out;
         }
     };
@@ -266,8 +270,7 @@ fn warmup_conn(
                 return out;
             }
             buf.clear();
-            while key < g.keys && inflight.len() < WARMUP_BATCH && buf.len() < WARMUP_BATCH_BYTES
-            {
+            while key < g.keys && inflight.len() < WARMUP_BATCH && buf.len() < WARMUP_BATCH_BYTES {
                 let len = g.value_size.pick(&mut rng);
                 client::encode_set(&mut buf, prefix, key, &value[..len]);
                 inflight.push_back((Expect::Set, ()));
@@ -403,9 +406,7 @@ pub fn measure(plan: &Plan, opts: &Options, bar: &ProgressBar) -> Result<RunResu
     let mut groups: Vec<GroupStats> = plan.groups.iter().map(|_| GroupStats::new()).collect();
     let mut elapsed = Duration::ZERO;
     for h in handles {
-        let out = h
-            .join()
-            .map_err(|_| anyhow!("a client thread panicked"))?;
+        let out = h.join().map_err(|_| anyhow!("a client thread panicked"))?;
         for (total, part) in groups.iter_mut().zip(&out.stats) {
             total.merge(part);
         }
@@ -777,7 +778,10 @@ impl Timer {
         // SAFETY: timerfd_create takes no pointers; a non-negative result is
         // a new descriptor that we own.
         let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());

@@ -211,10 +211,7 @@ impl Plan {
 /// Builds the plan of a workload with the flags' overrides.
 pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
     let name = args.workload;
-    let prefix = args
-        .key_prefix
-        .clone()
-        .unwrap_or_else(|| "kvbench:".into());
+    let prefix = args.key_prefix.clone().unwrap_or_else(|| "kvbench:".into());
     let mut main = GroupSpec {
         name: "all".into(),
         connections: 50,
@@ -319,7 +316,10 @@ pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
 fn validate(g: &GroupSpec) -> Result<()> {
     let what = &g.name;
     ensure!(g.connections >= 1, "{what}: at least one connection");
-    ensure!(g.connections <= 100_000, "{what}: at most 100000 connections");
+    ensure!(
+        g.connections <= 100_000,
+        "{what}: at most 100000 connections"
+    );
     ensure!(g.keys >= 1, "{what}: at least one key");
     ensure!(g.pipeline >= 1, "{what}: pipeline depth must be at least 1");
     ensure!(g.pipeline <= 4096, "{what}: pipeline depth at most 4096");
@@ -384,13 +384,7 @@ mod tests {
     fn sizes_and_ranges() {
         assert_eq!("100".parse(), Ok(ValueSize::fixed(100)));
         assert_eq!("16k".parse(), Ok(ValueSize::fixed(16384)));
-        assert_eq!(
-            "10-2K".parse(),
-            Ok(ValueSize {
-                min: 10,
-                max: 2048
-            })
-        );
+        assert_eq!("10-2K".parse(), Ok(ValueSize { min: 10, max: 2048 }));
         assert!("5-4".parse::<ValueSize>().is_err());
         assert!("x".parse::<ValueSize>().is_err());
         assert!("65m".parse::<ValueSize>().is_err());

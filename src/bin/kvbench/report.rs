@@ -1,0 +1,454 @@
+//! Results: what a run reports (as a table or JSON), and the comparison table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::ErrorKind;
+use crate::compare::ThreadDelta;
+use crate::run::{GroupStats, Options, RunResult, WarmupResult};
+use crate::workload::{GroupSpec, Plan};
+
+/// Latency percentiles in microseconds.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// One group of connections (or all of them) in a run.
+#[derive(Serialize, Clone, Debug)]
+pub struct GroupReport {
+    pub name: String,
+    pub connections: usize,
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    pub pipeline: usize,
+    pub multiget: u32,
+    pub keys: u64,
+    pub value_size: String,
+    pub get_ratio: String,
+    /// Open loop: the total rate asked for (requests/s).
+    pub target_rate: Option<f64>,
+    /// Replies received, errors included: what the server executed.
+    pub requests: u64,
+    pub gets: u64,
+    /// Keys asked for by gets (what memcached's `cmd_get` counts).
+    pub get_keys: u64,
+    pub sets: u64,
+    pub hits: u64,
+    /// Keys asked for and not returned.
+    pub misses: u64,
+    pub errors: u64,
+    pub error_kinds: BTreeMap<&'static str, u64>,
+    pub connect_failures: u64,
+    /// Open loop: requests due before the end but never sent (every slot
+    /// of the pipeline was still waiting for a reply).
+    pub unsent: u64,
+    pub first_error: Option<String>,
+    /// Replies per second of elapsed time.
+    pub ops_per_sec: f64,
+    pub latency_us: Latency,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct WarmupReport {
+    pub enabled: bool,
+    pub sets: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed_s: f64,
+}
+
+/// Everything `kvbench run --json` prints.
+#[derive(Serialize, Clone, Debug)]
+pub struct RunReport {
+    pub server: String,
+    pub workload: &'static str,
+    pub duration_s: f64,
+    pub elapsed_s: f64,
+    pub client_threads: usize,
+    pub connections: usize,
+    pub warmup: WarmupReport,
+    pub groups: Vec<GroupReport>,
+    pub total: GroupReport,
+}
+
+pub fn run_report(
+    plan: &Plan,
+    opts: &Options,
+    warm: &WarmupResult,
+    result: &RunResult,
+) -> RunReport {
+    let elapsed = result.elapsed.as_secs_f64();
+    let groups: Vec<GroupReport> = plan
+        .groups
+        .iter()
+        .zip(&result.groups)
+        .map(|(spec, stats)| group_report(Some(spec), stats, elapsed))
+        .collect();
+    let mut all = GroupStats::new();
+    for g in &result.groups {
+        all.merge(g);
+    }
+    let mut total = group_report(None, &all, elapsed);
+    total.connections = plan.connections();
+    RunReport {
+        server: opts.server.to_string(),
+        workload: plan.workload.name(),
+        duration_s: opts.duration.as_secs_f64(),
+        elapsed_s: elapsed,
+        client_threads: result.client_threads,
+        connections: plan.connections(),
+        warmup: WarmupReport {
+            enabled: plan.warmup,
+            sets: warm.sets,
+            errors: warm.errors,
+            first_error: warm.first_error.clone(),
+            elapsed_s: warm.elapsed.as_secs_f64(),
+        },
+        groups,
+        total,
+    }
+}
+
+/// `spec` is `None` for the total over groups.
+fn group_report(spec: Option<&GroupSpec>, s: &GroupStats, elapsed_s: f64) -> GroupReport {
+    let error_kinds = ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name(), s.errors[k.index()]))
+        .collect();
+    GroupReport {
+        name: spec.map_or("total".into(), |g| g.name.clone()),
+        connections: spec.map_or(0, |g| g.connections),
+        mode: match spec.map(|g| g.rate) {
+            Some(Some(_)) => "open",
+            Some(None) => "closed",
+            None => "mixed",
+        },
+        pipeline: spec.map_or(0, |g| g.pipeline),
+        multiget: spec.map_or(0, |g| g.multiget),
+        keys: spec.map_or(0, |g| g.keys),
+        value_size: spec.map_or(String::new(), |g| g.value_size.to_string()),
+        get_ratio: spec.map_or(String::new(), |g| g.get_ratio.to_string()),
+        target_rate: spec.and_then(|g| g.rate),
+        requests: s.requests,
+        gets: s.gets,
+        get_keys: s.get_keys,
+        sets: s.sets,
+        hits: s.hits,
+        misses: s.misses,
+        errors: s.errors(),
+        error_kinds,
+        connect_failures: s.connect_failures,
+        unsent: s.unsent,
+        first_error: s.first_error.clone(),
+        ops_per_sec: if elapsed_s > 0.0 {
+            s.requests as f64 / elapsed_s
+        } else {
+            0.0
+        },
+        latency_us: Latency::of(&s.hist),
+    }
+}
+
+/// Microseconds for a table: one decimal below 1000.
+pub fn us(v: f64) -> String {
+    if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A plain text table: the first column left-aligned, the rest right-aligned.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Option<Vec<String>>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(Some(cells));
+    }
+
+    /// A blank line between blocks of rows.
+    pub fn gap(&mut self) {
+        self.rows.push(None);
+    }
+
+    /// Columns left-aligned besides the first (the text columns).
+    pub fn render(&self, left: usize) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in self.rows.iter().flatten() {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[String]| {
+            let mut text = String::new();
+            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                if i < left {
+                    let _ = write!(text, "{cell:<w$}");
+                } else {
+                    let _ = write!(text, "{cell:>w$}");
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &self.header);
+        for row in &self.rows {
+            match row {
+                Some(cells) => line(&mut out, cells),
+                None => out.push('\n'),
+            }
+        }
+        out
+    }
+}
+
+/// Error counts by kind, e.g. `12 server_error, 1 connection`.
+fn error_breakdown(kinds: &BTreeMap<&'static str, u64>) -> String {
+    kinds
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The human-readable result of `kvbench run`.
+pub fn render_run(r: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kvbench: workload {} against {}: {:.1} s (elapsed {:.2} s), {} connections on {} client threads",
+        r.workload, r.server, r.duration_s, r.elapsed_s, r.connections, r.client_threads
+    );
+    if r.warmup.enabled {
+        let _ = writeln!(
+            out,
+            "warmup: {} sets in {:.2} s, {} errors",
+            r.warmup.sets, r.warmup.elapsed_s, r.warmup.errors
+        );
+        if let Some(e) = &r.warmup.first_error {
+            let _ = writeln!(out, "warmup: first error: {e}");
+        }
+    } else {
+        let _ = writeln!(out, "warmup: off");
+    }
+    out.push('\n');
+    let mut table = Table::new(&[
+        "group",
+        "conns",
+        "mode",
+        "requests",
+        "ops/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "hits",
+        "misses",
+        "errors",
+    ]);
+    for g in &r.groups {
+        let mode = match g.target_rate {
+            Some(rate) => format!("open {rate}/s d={}", g.pipeline),
+            None => format!("closed d={}", g.pipeline),
+        };
+        let l = &g.latency_us;
+        table.row(vec![
+            g.name.clone(),
+            g.connections.to_string(),
+            mode,
+            g.requests.to_string(),
+            format!("{:.0}", g.ops_per_sec),
+            us(l.p50),
+            us(l.p90),
+            us(l.p99),
+            us(l.p999),
+            us(l.max),
+            g.hits.to_string(),
+            g.misses.to_string(),
+            g.errors.to_string(),
+        ]);
+    }
+    out.push_str(&table.render(1));
+    for g in &r.groups {
+        if g.errors > 0 {
+            let _ = write!(
+                out,
+                "{}: {} errors ({})",
+                g.name,
+                g.errors,
+                error_breakdown(&g.error_kinds)
+            );
+            if let Some(e) = &g.first_error {
+                let _ = write!(out, "; first: {e}");
+            }
+            out.push('\n');
+        }
+        if g.connect_failures > 0 {
+            let _ = writeln!(
+                out,
+                "{}: {} of {} connections failed to connect",
+                g.name, g.connect_failures, g.connections
+            );
+        }
+        if g.unsent > 0 {
+            let _ = writeln!(
+                out,
+                "{}: {} requests were due but never sent: all {} pipeline slots were waiting (the server fell behind the rate)",
+                g.name, g.unsent, g.pipeline
+            );
+        }
+        if g.multiget > 1 {
+            let _ = writeln!(
+                out,
+                "{}: each get asks for {} keys; hits and misses count keys",
+                g.name, g.multiget
+            );
+        }
+    }
+    out
+}
+
+/// One line of `kvbench compare`: a server, a workload (and group).
+#[derive(Serialize, Clone, Debug)]
+pub struct CompareRow {
+    pub server: String,
+    /// The workload, with `/group` for multi-group workloads (skewed/light).
+    pub workload: String,
+    pub ops_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub requests: u64,
+    pub misses: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Busiest executing thread's requests over the executing threads'
+    /// mean (1.0 = even); `None` without `stats threads` (memcached).
+    pub imbalance: Option<f64>,
+    /// `stats threads` deltas over the measured run.
+    pub threads: Option<Vec<ThreadDelta>>,
+}
+
+/// The side-by-side table of `kvbench compare`, grouped by workload.
+pub fn render_compare(rows: &[CompareRow]) -> String {
+    let mut table = Table::new(&[
+        "workload",
+        "server",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "errors",
+        "imbalance",
+    ]);
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in rows {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    for (i, w) in workloads.iter().enumerate() {
+        if i > 0 {
+            table.gap();
+        }
+        for r in rows.iter().filter(|r| r.workload == *w) {
+            table.row(vec![
+                r.workload.clone(),
+                r.server.clone(),
+                format!("{:.0}", r.ops_per_sec),
+                us(r.p50_us),
+                us(r.p99_us),
+                us(r.p999_us),
+                r.errors.to_string(),
+                r.imbalance.map_or("-".into(), |v| format!("{v:.2}")),
+            ]);
+        }
+    }
+    let mut out = table.render(2);
+    for r in rows.iter().filter(|r| r.errors > 0) {
+        let _ = writeln!(
+            out,
+            "{} / {}: {} errors; first: {}",
+            r.server,
+            r.workload,
+            r.errors,
+            r.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns() {
+        let mut t = Table::new(&["name", "n"]);
+        t.row(vec!["a".into(), "1000".into()]);
+        t.gap();
+        t.row(vec!["longer".into(), "2".into()]);
+        assert_eq!(t.render(1), "name       n\na       1000\n\nlonger     2\n");
+    }
+
+    #[test]
+    fn latency_of_empty_and_filled() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        assert_eq!(Latency::of(&h), Latency::default());
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let l = Latency::of(&h);
+        assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
+        assert!(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
+        assert!((l.max - 1000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn microseconds() {
+        assert_eq!(us(12.345), "12.3");
+        assert_eq!(us(12345.6), "12346");
+    }
+}
