@@ -59,6 +59,10 @@ pub struct Config {
     /// reading its requests until the client reads (backpressure).
     #[arg(long, default_value = "256k", value_parser = parse_size)]
     pub max_pending_output: usize,
+    /// Close connections whose client has sent nothing for this many
+    /// seconds (0: never), as memcached's `idle_timeout`.
+    #[arg(long, default_value_t = 0)]
+    pub idle_timeout: u64,
     /// Microseconds of CPU work the executing thread spends on every
     /// request: models backends where processing, not I/O, dominates. This
     /// is the knob that shows when a worker pool pays off.

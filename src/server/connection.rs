@@ -8,6 +8,7 @@
 //! reads costs bounded memory.
 
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -63,6 +64,8 @@ pub struct Connection {
     /// is stuck: with edge-triggered epoll, a socket watched for writing
     /// wakes its loop on every ACK that frees send buffer space.
     watching_writes: bool,
+    /// When the client last sent anything, for `--idle-timeout`.
+    last_read: Instant,
 }
 
 impl Connection {
@@ -78,6 +81,7 @@ impl Connection {
             readable: true,
             closing: false,
             watching_writes: false,
+            last_read: Instant::now(),
         }
     }
 
@@ -169,6 +173,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.last_read = Instant::now();
                     stats.bytes_read.add(n as u64);
                     return Ok(true);
                 }
@@ -222,6 +227,12 @@ impl Connection {
             self.watching_writes = stuck;
         }
         Ok(())
+    }
+
+    /// Whether the client has sent nothing for longer than `timeout` and
+    /// has nothing left to receive (`--idle-timeout`).
+    pub fn is_idle(&self, now: Instant, timeout: Duration) -> bool {
+        self.pending_output() == 0 && now.duration_since(self.last_read) > timeout
     }
 
     pub fn pending_output(&self) -> usize {

@@ -47,6 +47,7 @@ pub struct EventLoop {
     /// Connections that used up their request budget with work left.
     yielded: VecDeque<usize>,
     retry_accept: bool,
+    idle_check: IdleCheck,
     engine: Arc<Engine>,
     stats: Arc<ThreadStats>,
     shutdown: Arc<Shutdown>,
@@ -73,6 +74,7 @@ impl EventLoop {
             connections: Slab::new(),
             yielded: VecDeque::new(),
             retry_accept: false,
+            idle_check: IdleCheck::new(engine.settings.idle_timeout),
             engine: Arc::clone(engine),
             stats: engine.stats.register(role),
             shutdown: Arc::clone(shutdown),
@@ -122,6 +124,9 @@ impl EventLoop {
             }
             if self.retry_accept {
                 self.accept();
+            }
+            for i in self.idle_check.expired(&self.connections, |c| c) {
+                self.close(i);
             }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
         }
@@ -244,5 +249,42 @@ pub fn drain_output<T>(
             return;
         }
         let _ = poll.poll(&mut events, Some(left.min(Duration::from_millis(50))));
+    }
+}
+
+/// `--idle-timeout`: about once a second, finds connections whose client
+/// has been silent for longer than the timeout.
+pub struct IdleCheck {
+    timeout: Option<Duration>,
+    last: Instant,
+}
+
+impl IdleCheck {
+    pub fn new(timeout_secs: u64) -> IdleCheck {
+        IdleCheck {
+            timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
+            last: Instant::now(),
+        }
+    }
+
+    /// The keys of idle connections, if a check is due.
+    pub fn expired<T>(
+        &mut self,
+        connections: &Slab<T>,
+        conn_of: impl Fn(&T) -> &Connection,
+    ) -> Vec<usize> {
+        let now = Instant::now();
+        let Some(timeout) = self.timeout else {
+            return Vec::new();
+        };
+        if now.duration_since(self.last) < Duration::from_secs(1) {
+            return Vec::new();
+        }
+        self.last = now;
+        connections
+            .iter()
+            .filter(|(_, c)| conn_of(c).is_idle(now, timeout))
+            .map(|(i, _)| i)
+            .collect()
     }
 }

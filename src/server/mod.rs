@@ -51,7 +51,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         reqs_per_event: config.reqs_per_event as usize,
         max_pending_output: config.max_pending_output,
         max_item_size: config.max_item_size,
-        idle_timeout: 0,
+        idle_timeout: config.idle_timeout,
         work_us: config.work_us,
     };
     let engine = Arc::new(Engine::new(settings, config.memory_limit * 1024 * 1024));

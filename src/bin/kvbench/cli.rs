@@ -9,7 +9,7 @@ use crate::workload::{Ratio, ValueSize, WorkloadName};
 /// kvbench: load generator for memcached-text servers, and side-by-side
 /// comparison of kvserve's threading patterns (and memcached).
 #[derive(Parser, Debug)]
-#[command(name = "kvbench", version, about, long_about = None)]
+#[command(name = "kvbench", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

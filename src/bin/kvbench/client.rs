@@ -354,6 +354,17 @@ impl Conn {
         })
     }
 
+    pub fn debug_state(&self) -> String {
+        format!(
+            "inflight={} out={}/{} carry={} parser={:?}",
+            self.inflight.len(),
+            self.out_pos,
+            self.out.len(),
+            self.carry.len(),
+            self.parser
+        )
+    }
+
     /// Queues the next request, timed from `start`.
     pub fn send(&mut self, start: Instant) {
         let expect = self.gen.encode(&mut self.out);

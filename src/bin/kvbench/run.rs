@@ -637,6 +637,7 @@ impl EventLoop {
             }
             if !slot.dead && !slot.conn.inflight.is_empty() {
                 let n = slot.conn.inflight.len() as u64;
+                eprintln!("DEBUG {}", slot.conn.debug_state());
                 let grace = shared.opts.timeout;
                 s.fail(ErrorKind::Timeout, n, || {
                     format!("no reply within {grace:?} after the run")

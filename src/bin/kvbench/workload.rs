@@ -10,8 +10,9 @@ use clap::ValueEnum;
 use crate::cli::WorkloadArgs;
 
 /// The named workloads of `--workload`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum WorkloadName {
+    #[default]
     Uniform,
     Pipelined,
     Large,
@@ -166,15 +167,6 @@ pub struct GroupSpec {
     /// Open loop at this total rate (requests/s) over the group's
     /// connections; `None` is closed loop.
     pub rate: Option<f64>,
-}
-
-impl GroupSpec {
-    pub fn mode(&self) -> String {
-        match self.rate {
-            Some(rate) => format!("open {rate}/s d={}", self.pipeline),
-            None => format!("closed d={}", self.pipeline),
-        }
-    }
 }
 
 /// Everything one run does.

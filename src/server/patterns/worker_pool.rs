@@ -38,7 +38,7 @@ use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
 use crate::server::connection::{Connection, Next};
 use crate::server::event_loop::{
-    drain_output, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
+    drain_output, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
 };
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
@@ -160,6 +160,7 @@ impl Dispatch {
     fn run(&mut self, shutdown: &Shutdown) {
         let mut events = Events::with_capacity(1024);
         let mut retry_accept = false;
+        let mut idle_check = IdleCheck::new(self.engine.settings.idle_timeout);
         while !shutdown.is_requested() {
             let timeout = if retry_accept {
                 ACCEPT_RETRY
@@ -186,6 +187,12 @@ impl Dispatch {
                 }
             }
             retry_accept = self.accept().is_err();
+            // A connection whose batch is out is busy, not idle.
+            for i in idle_check.expired(&self.clients, |c| &c.conn) {
+                if self.clients[i].batch.is_some() {
+                    self.close(i);
+                }
+            }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
         }
         self.drain();
