@@ -197,7 +197,8 @@ impl Shard {
             stored_at: now,
             prev: NIL,
             next: NIL,
-            key_len: item.key.len() as u8,
+            key_len: u8::try_from(item.key.len())
+                .expect("the parser admits keys of at most 250 bytes"),
         };
         self.bytes += entry.size();
         self.items += 1;
