@@ -27,6 +27,11 @@ enum Target {
     Both,
     /// kvserve deliberately differs from memcached: skipped against it.
     KvOnly,
+    /// Against memcached only case by case: memcached 1.6.18 throws away
+    /// the not yet sent replies of earlier pipelined commands when a get
+    /// fails on a too long key ("Kill any stacked responses"), a memcached
+    /// bug that kvserve need not copy.
+    NotPipelinedOnMemcached,
 }
 
 struct Case {
@@ -50,7 +55,22 @@ impl Table {
         self.push(name, req, expect, Target::KvOnly);
     }
 
-    fn push(&mut self, name: &str, req: impl AsRef<[u8]>, expect: impl AsRef<[u8]>, target: Target) {
+    fn not_pipelined_on_memcached(
+        &mut self,
+        name: &str,
+        req: impl AsRef<[u8]>,
+        expect: impl AsRef<[u8]>,
+    ) {
+        self.push(name, req, expect, Target::NotPipelinedOnMemcached);
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        req: impl AsRef<[u8]>,
+        expect: impl AsRef<[u8]>,
+        target: Target,
+    ) {
         self.cases.push(Case {
             name: name.to_string(),
             req: req.as_ref().to_vec(),
@@ -79,7 +99,8 @@ const BAD_DELTA: &str = "CLIENT_ERROR invalid numeric delta argument\r\n";
 const NON_NUMERIC: &str = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 const BAD_EXPTIME: &str = "CLIENT_ERROR invalid exptime argument\r\n";
 const TOO_LARGE: &str = "SERVER_ERROR object too large for cache\r\n";
-const DELETE_USAGE: &str = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
+const DELETE_USAGE: &str =
+    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
 
 /// The table. It runs on a fresh server started with `-I 1k` (memcached:
 /// `-I 1k -o slab_chunk_max=512`), in this order, on one connection.
@@ -99,11 +120,23 @@ fn table() -> Table {
     t.case("set", "set a 0 0 1\r\nx\r\n", STORED);
     t.case("get hit", "get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
     t.case("set max flags", "set a 4294967295 0 5\r\nhello\r\n", STORED);
-    t.case("get max flags", "get a\r\n", "VALUE a 4294967295 5\r\nhello\r\nEND\r\n");
+    t.case(
+        "get max flags",
+        "get a\r\n",
+        "VALUE a 4294967295 5\r\nhello\r\nEND\r\n",
+    );
     t.case("set empty value", "set empty 0 0 0\r\n\r\n", STORED);
-    t.case("get empty value", "get empty\r\n", "VALUE empty 0 0\r\n\r\nEND\r\n");
+    t.case(
+        "get empty value",
+        "get empty\r\n",
+        "VALUE empty 0 0\r\n\r\nEND\r\n",
+    );
     t.case("set overwrites", "set a 7 0 2\r\nhi\r\n", STORED);
-    t.case("get with bare LF line end", "get a\n", "VALUE a 7 2\r\nhi\r\nEND\r\n");
+    t.case(
+        "get with bare LF line end",
+        "get a\n",
+        "VALUE a 7 2\r\nhi\r\nEND\r\n",
+    );
 
     // ---- add / replace / append / prepend
     t.case("add existing", "add a 0 0 1\r\nz\r\n", NOT_STORED);
@@ -123,7 +156,11 @@ fn table() -> Table {
     t.case("append", "append b 9 0 2\r\n++\r\n", STORED);
     t.case("prepend", "prepend b 9 0 2\r\n--\r\n", STORED);
     // append/prepend ignore their flags: the item keeps its own.
-    t.case("get appended", "get b\r\n", "VALUE b 5 7\r\n--bbb++\r\nEND\r\n");
+    t.case(
+        "get appended",
+        "get b\r\n",
+        "VALUE b 5 7\r\n--bbb++\r\nEND\r\n",
+    );
 
     // ---- multi-key get
     t.case(
@@ -138,58 +175,122 @@ fn table() -> Table {
     t.case("add existing noreply", "add c 2 0 1 noreply\r\ny\r\n", "");
     t.case("add new noreply", "add c2 2 0 1 noreply\r\ny\r\n", "");
     t.case("replace noreply", "replace c 3 0 1 noreply\r\nz\r\n", "");
-    t.case("replace missing noreply", "replace nope 3 0 1 noreply\r\nz\r\n", "");
+    t.case(
+        "replace missing noreply",
+        "replace nope 3 0 1 noreply\r\nz\r\n",
+        "",
+    );
     t.case("append noreply", "append c 0 0 1 noreply\r\n1\r\n", "");
     t.case("prepend noreply", "prepend c 0 0 1 noreply\r\n0\r\n", "");
-    t.case("append missing noreply", "append nope 0 0 1 noreply\r\n1\r\n", "");
+    t.case(
+        "append missing noreply",
+        "append nope 0 0 1 noreply\r\n1\r\n",
+        "",
+    );
     t.case(
         "noreply storage commands took effect",
         "get c c2 nope\r\n",
         "VALUE c 3 3\r\n0z1\r\nVALUE c2 2 1\r\ny\r\nEND\r\n",
     );
 
-    // ---- gets / cas
+    // ---- gets / cas. One `gets` captures every unique used below, so the
+    // pipelined runs need a single extra write boundary, right after it.
+    t.case("set for cas noreply", "set g 0 0 1\r\ng\r\n", STORED);
+    t.case("set for set-changes-cas", "set h 0 0 1\r\nh\r\n", STORED);
     t.case(
-        "gets two keys",
-        "gets a b\r\n",
-        "VALUE a 7 2 {#cas_a}\r\nhi\r\nVALUE b 5 7 {#cas_b}\r\n--bbb++\r\nEND\r\n",
+        "gets several keys",
+        "gets a b g h\r\n",
+        "VALUE a 7 2 {#cas_a}\r\nhi\r\nVALUE b 5 7 {#cas_b}\r\n--bbb++\r\n\
+         VALUE g 0 1 {#cas_g}\r\ng\r\nVALUE h 0 1 {#cas_h}\r\nh\r\nEND\r\n",
     );
     t.case("cas missing", "cas nope 0 0 1 1\r\nz\r\n", NOT_FOUND);
-    t.case("cas wrong unique", "cas a 1 0 3 999999999999\r\nbad\r\n", EXISTS);
-    t.case("cas wrong unique stores nothing", "get a\r\n", "VALUE a 7 2\r\nhi\r\nEND\r\n");
-    t.case("cas right unique", "cas a 1 0 3 {$cas_a}\r\nnew\r\n", STORED);
-    t.case("cas stale unique", "cas a 1 0 3 {$cas_a}\r\nold\r\n", EXISTS);
-    t.case("gets after cas", "gets a\r\n", "VALUE a 1 3 {#cas_a2}\r\nnew\r\nEND\r\n");
-    t.case("cas noreply", "cas a 2 0 4 {$cas_a2} noreply\r\nnew2\r\n", "");
-    t.case("cas stale noreply", "cas a 3 0 4 {$cas_a2} noreply\r\nnew3\r\n", "");
-    t.case("cas missing noreply", "cas nope 0 0 1 1 noreply\r\nz\r\n", "");
+    t.case(
+        "cas wrong unique",
+        "cas a 1 0 3 999999999999\r\nbad\r\n",
+        EXISTS,
+    );
+    t.case(
+        "cas wrong unique stores nothing",
+        "get a\r\n",
+        "VALUE a 7 2\r\nhi\r\nEND\r\n",
+    );
+    t.case(
+        "cas right unique",
+        "cas a 1 0 3 {$cas_a}\r\nnew\r\n",
+        STORED,
+    );
+    t.case(
+        "cas stale unique",
+        "cas a 1 0 3 {$cas_a}\r\nold\r\n",
+        EXISTS,
+    );
+    t.case(
+        "get cas-stored",
+        "get a\r\n",
+        "VALUE a 1 3\r\nnew\r\nEND\r\n",
+    );
+    t.case("cas noreply", "cas g 2 0 2 {$cas_g} noreply\r\ng2\r\n", "");
+    t.case(
+        "cas stale noreply",
+        "cas g 3 0 2 {$cas_g} noreply\r\ng3\r\n",
+        "",
+    );
+    t.case(
+        "cas missing noreply",
+        "cas nope 0 0 1 1 noreply\r\nz\r\n",
+        "",
+    );
     t.case(
         "only the right cas noreply stored",
-        "get a nope\r\n",
-        "VALUE a 2 4\r\nnew2\r\nEND\r\n",
+        "get g nope\r\n",
+        "VALUE g 2 2\r\ng2\r\nEND\r\n",
     );
-    t.case("gets again", "gets a\r\n", "VALUE a 2 4 {#cas_a3}\r\nnew2\r\nEND\r\n");
-    t.case("set changes the cas unique", "set a 2 0 4\r\nnew4\r\n", STORED);
-    t.case("cas after set", "cas a 0 0 1 {$cas_a3}\r\nq\r\n", EXISTS);
-    // b was not modified since `gets a b`: its unique still holds.
-    t.case("cas on untouched key", "cas b 6 0 3 {$cas_b}\r\nb2!\r\n", STORED);
-    t.case("get cas-stored", "get b\r\n", "VALUE b 6 3\r\nb2!\r\nEND\r\n");
+    t.case(
+        "set changes the cas unique",
+        "set h 0 0 2\r\nh2\r\n",
+        STORED,
+    );
+    t.case("cas after set", "cas h 0 0 1 {$cas_h}\r\nq\r\n", EXISTS);
+    // b was not modified since the gets: its unique still holds.
+    t.case(
+        "cas on untouched key",
+        "cas b 6 0 3 {$cas_b}\r\nb2!\r\n",
+        STORED,
+    );
+    t.case(
+        "get b cas-stored",
+        "get b\r\n",
+        "VALUE b 6 3\r\nb2!\r\nEND\r\n",
+    );
+    t.case(
+        "gets after cas",
+        "gets a\r\n",
+        "VALUE a 1 3 {#}\r\nnew\r\nEND\r\n",
+    );
+    t.case("set a again", "set a 2 0 4\r\nnew4\r\n", STORED);
     t.case("cas non-numeric unique", "cas a 0 0 1 abc\r\n", BAD_FORMAT);
     t.case("cas without unique", "cas a 0 0 1\r\n", ERROR);
-
     // ---- touch / gat / gats
     t.case("touch hit", "touch a 100\r\n", TOUCHED);
     t.case("touch miss", "touch nope 100\r\n", NOT_FOUND);
     t.case("touch noreply", "touch a 100 noreply\r\n", "");
     t.case("touch miss noreply", "touch nope 100 noreply\r\n", "");
-    t.case("gat", "gat 100 a nope\r\n", "VALUE a 2 4\r\nnew4\r\nEND\r\n");
+    t.case(
+        "gat",
+        "gat 100 a nope\r\n",
+        "VALUE a 2 4\r\nnew4\r\nEND\r\n",
+    );
     t.case(
         "gats several keys",
         "gats 100 nope a b\r\n",
         "VALUE a 2 4 {#}\r\nnew4\r\nVALUE b 6 3 {#}\r\nb2!\r\nEND\r\n",
     );
     t.case("gat miss", "gat 100 nope\r\n", END);
-    t.case("gats exptime 0", "gats 0 a\r\n", "VALUE a 2 4 {#}\r\nnew4\r\nEND\r\n");
+    t.case(
+        "gats exptime 0",
+        "gats 0 a\r\n",
+        "VALUE a 2 4 {#}\r\nnew4\r\nEND\r\n",
+    );
     t.case("touch bad exptime", "touch a abc\r\n", BAD_EXPTIME);
     t.case("gat bad exptime", "gat abc a\r\n", BAD_EXPTIME);
     t.case("touch without exptime", "touch a\r\n", ERROR);
@@ -199,7 +300,11 @@ fn table() -> Table {
     t.case("touched to negative exptime is gone", "get t\r\n", END);
     t.case("set for gat -1", "set t 0 0 1\r\nv\r\n", STORED);
     // memcached returns the item, then it is expired.
-    t.case("gat negative exptime", "gat -1 t\r\n", "VALUE t 0 1\r\nv\r\nEND\r\n");
+    t.case(
+        "gat negative exptime",
+        "gat -1 t\r\n",
+        "VALUE t 0 1\r\nv\r\nEND\r\n",
+    );
     t.case("gat to negative exptime is gone", "get t\r\n", END);
 
     // ---- delete
@@ -223,17 +328,37 @@ fn table() -> Table {
     t.case("set 10", "set n 0 0 2\r\n10\r\n", STORED);
     t.case("decr shortens", "decr n 1\r\n", "9\r\n");
     // memcached decrements in place: the length stays, padded with spaces.
-    t.case("decr result is space padded", "get n\r\n", "VALUE n 0 2\r\n9 \r\nEND\r\n");
+    t.case(
+        "decr result is space padded",
+        "get n\r\n",
+        "VALUE n 0 2\r\n9 \r\nEND\r\n",
+    );
     t.case("incr of a space padded number", "incr n 1\r\n", "10\r\n");
-    t.case("get after incr", "get n\r\n", "VALUE n 0 2\r\n10\r\nEND\r\n");
+    t.case(
+        "get after incr",
+        "get n\r\n",
+        "VALUE n 0 2\r\n10\r\nEND\r\n",
+    );
     t.case("set 100 with flags", "set n 3 0 3\r\n100\r\n", STORED);
     t.case("decr by 91", "decr n 91\r\n", "9\r\n");
     t.case("padded twice", "get n\r\n", "VALUE n 3 3\r\n9  \r\nEND\r\n");
     t.case("incr grows the value", "incr n 991\r\n", "1000\r\n");
-    t.case("grown value keeps flags", "get n\r\n", "VALUE n 3 4\r\n1000\r\nEND\r\n");
+    t.case(
+        "grown value keeps flags",
+        "get n\r\n",
+        "VALUE n 3 4\r\n1000\r\nEND\r\n",
+    );
     t.case("decr floors at 0", "decr n 5000\r\n", "0\r\n");
-    t.case("floored value padded", "get n\r\n", "VALUE n 3 4\r\n0   \r\nEND\r\n");
-    t.case("set 2^64-1", "set n 0 0 20\r\n18446744073709551615\r\n", STORED);
+    t.case(
+        "floored value padded",
+        "get n\r\n",
+        "VALUE n 3 4\r\n0   \r\nEND\r\n",
+    );
+    t.case(
+        "set 2^64-1",
+        "set n 0 0 20\r\n18446744073709551615\r\n",
+        STORED,
+    );
     t.case("incr wraps at 2^64", "incr n 1\r\n", "0\r\n");
     t.case(
         "wrapped value padded",
@@ -246,8 +371,16 @@ fn table() -> Table {
         "18446744073709551615\r\n",
     );
     t.case("incr wraps again", "incr n 2\r\n", "1\r\n");
-    t.case("decr by 2^64-1 floors", "decr n 18446744073709551615\r\n", "0\r\n");
-    t.case("incr delta 2^64", "incr n 18446744073709551616\r\n", BAD_DELTA);
+    t.case(
+        "decr by 2^64-1 floors",
+        "decr n 18446744073709551615\r\n",
+        "0\r\n",
+    );
+    t.case(
+        "incr delta 2^64",
+        "incr n 18446744073709551616\r\n",
+        BAD_DELTA,
+    );
     t.case("incr negative delta", "incr n -1\r\n", BAD_DELTA);
     t.case("decr non-numeric delta", "decr n abc\r\n", BAD_DELTA);
     t.case("incr fractional delta", "incr n 1.5\r\n", BAD_DELTA);
@@ -256,11 +389,19 @@ fn table() -> Table {
     t.case("set letters", "set s 0 0 3\r\nabc\r\n", STORED);
     t.case("incr letters", "incr s 1\r\n", NON_NUMERIC);
     t.case("decr letters", "decr s 1\r\n", NON_NUMERIC);
-    t.case("set digits then letters", "set s 0 0 5\r\n12abc\r\n", STORED);
+    t.case(
+        "set digits then letters",
+        "set s 0 0 5\r\n12abc\r\n",
+        STORED,
+    );
     t.case("incr digits then letters", "incr s 1\r\n", NON_NUMERIC);
     t.case("set negative number", "set s 0 0 2\r\n-1\r\n", STORED);
     t.case("decr negative number", "decr s 1\r\n", NON_NUMERIC);
-    t.case("set 21 digits", "set s 0 0 21\r\n123456789012345678901\r\n", STORED);
+    t.case(
+        "set 21 digits",
+        "set s 0 0 21\r\n123456789012345678901\r\n",
+        STORED,
+    );
     t.case("incr number over 2^64", "incr s 1\r\n", NON_NUMERIC);
     t.case("set empty for incr", "set s 0 0 0\r\n\r\n", STORED);
     t.case("incr empty value", "incr s 1\r\n", NON_NUMERIC);
@@ -269,16 +410,28 @@ fn table() -> Table {
     t.case("decr noreply", "decr n 3 noreply\r\n", "");
     t.case("incr miss noreply", "incr nope 1 noreply\r\n", "");
     t.case("decr miss noreply", "decr nope 1 noreply\r\n", "");
-    t.case("incr/decr noreply took effect", "get n\r\n", "VALUE n 0 2\r\n12\r\nEND\r\n");
+    t.case(
+        "incr/decr noreply took effect",
+        "get n\r\n",
+        "VALUE n 0 2\r\n12\r\nEND\r\n",
+    );
     t.case("incr without delta", "incr n\r\n", ERROR);
     t.case("decr without arguments", "decr\r\n", ERROR);
 
     // ---- flush_all
     t.case("set before flush", "set f 0 0 1\r\nf\r\n", STORED);
     t.case("flush_all", "flush_all\r\n", OK);
-    t.case("flush_all removed everything", "get f a n c c2 empty\r\n", END);
+    t.case(
+        "flush_all removed everything",
+        "get f a n c c2 empty g h\r\n",
+        END,
+    );
     t.case("set right after flush", "set f 0 0 1\r\ng\r\n", STORED);
-    t.case("item set right after flush is kept", "get f\r\n", "VALUE f 0 1\r\ng\r\nEND\r\n");
+    t.case(
+        "item set right after flush is kept",
+        "get f\r\n",
+        "VALUE f 0 1\r\ng\r\nEND\r\n",
+    );
     t.case("flush_all noreply", "flush_all noreply\r\n", "");
     t.case("flush_all noreply took effect", "get f\r\n", END);
     t.case("set before flush 0", "set f 0 0 1\r\nh\r\n", STORED);
@@ -291,29 +444,57 @@ fn table() -> Table {
     t.case("add over an expired item", "add e 0 0 1\r\nw\r\n", STORED);
     t.case("get added", "get e\r\n", "VALUE e 0 1\r\nw\r\nEND\r\n");
     // Over 30 days, exptime is a unix time: 2592001 is in January 1970.
-    t.case("set absolute past exptime", "set e 0 2592001 1\r\nv\r\n", STORED);
+    t.case(
+        "set absolute past exptime",
+        "set e 0 2592001 1\r\nv\r\n",
+        STORED,
+    );
     t.case("absolute past exptime is gone", "get e\r\n", END);
-    t.case("set absolute future exptime", "set e 0 2000000000 1\r\nv\r\n", STORED);
-    t.case("absolute future exptime kept", "get e\r\n", "VALUE e 0 1\r\nv\r\nEND\r\n");
+    t.case(
+        "set absolute future exptime",
+        "set e 0 2000000000 1\r\nv\r\n",
+        STORED,
+    );
+    t.case(
+        "absolute future exptime kept",
+        "get e\r\n",
+        "VALUE e 0 1\r\nv\r\nEND\r\n",
+    );
     t.case("set relative exptime", "set e 0 3600 1\r\nr\r\n", STORED);
-    t.case("relative exptime kept", "get e\r\n", "VALUE e 0 1\r\nr\r\nEND\r\n");
+    t.case(
+        "relative exptime kept",
+        "get e\r\n",
+        "VALUE e 0 1\r\nr\r\nEND\r\n",
+    );
 
     // ---- values: CR, LF, NUL, high bytes, reply-like text, 512 bytes
     let bin: &[u8] = b"\0\r\n\0a\rb\n\xff\0";
-    t.case("set binary value", cat(&[b"set bin 0 0 10\r\n", bin, b"\r\n"]), STORED);
+    t.case(
+        "set binary value",
+        cat(&[b"set bin 0 0 10\r\n", bin, b"\r\n"]),
+        STORED,
+    );
     t.case(
         "binary value round trips",
         "get bin\r\n",
         cat(&[b"VALUE bin 0 10\r\n", bin, b"\r\nEND\r\n"]),
     );
-    t.case("set value with CRLF END CRLF", "set tr 0 0 7\r\n\r\nEND\r\n\r\n", STORED);
+    t.case(
+        "set value with CRLF END CRLF",
+        "set tr 0 0 7\r\n\r\nEND\r\n\r\n",
+        STORED,
+    );
     t.case(
         "reply-like value round trips",
         "get tr tr\r\n",
         "VALUE tr 0 7\r\n\r\nEND\r\n\r\nVALUE tr 0 7\r\n\r\nEND\r\n\r\nEND\r\n",
     );
     let mid: Vec<u8> = (0..512u32).map(|i| (i % 251) as u8).collect();
-    t.case("set 512 bytes", cat(&[b"set mid 0 0 512\r\n", &mid, b"\r\n"]), STORED);
+    t.case(
+        "set 512 bytes",
+        cat(&[b"set mid 0 0 512\r\n", &mid, b"\r\n"]),
+        STORED,
+    );
     t.case(
         "512 bytes round trip",
         "get mid\r\n",
@@ -321,28 +502,52 @@ fn table() -> Table {
     );
 
     // ---- keys
-    t.case("set 250-byte key", format!("set {k250} 0 0 1\r\nx\r\n"), STORED);
+    t.case(
+        "set 250-byte key",
+        format!("set {k250} 0 0 1\r\nx\r\n"),
+        STORED,
+    );
     t.case(
         "get 250-byte key",
         format!("get {k250}\r\n"),
         format!("VALUE {k250} 0 1\r\nx\r\nEND\r\n"),
     );
-    t.case("get 251-byte key", format!("get {k251}\r\n"), BAD_FORMAT);
+    t.not_pipelined_on_memcached("get 251-byte key", format!("get {k251}\r\n"), BAD_FORMAT);
     // memcached sends no VALUE at all when any key of a get is too long.
-    t.case("get good and 251-byte key", format!("get {k250} {k251}\r\n"), BAD_FORMAT);
+    t.not_pipelined_on_memcached(
+        "get good and 251-byte key",
+        format!("get {k250} {k251}\r\n"),
+        BAD_FORMAT,
+    );
     // The data block is not swallowed: memcached reads `x` as a command.
     t.case(
         "set 251-byte key",
         format!("set {k251} 0 0 1\r\nx\r\n"),
         cat(&[BAD_FORMAT.as_bytes(), ERROR.as_bytes()]),
     );
-    t.case("delete 251-byte key", format!("delete {k251}\r\n"), BAD_FORMAT);
-    t.case("incr 251-byte key", format!("incr {k251} 1\r\n"), BAD_FORMAT);
-    t.case("touch 251-byte key", format!("touch {k251} 0\r\n"), BAD_FORMAT);
+    t.case(
+        "delete 251-byte key",
+        format!("delete {k251}\r\n"),
+        BAD_FORMAT,
+    );
+    t.case(
+        "incr 251-byte key",
+        format!("incr {k251} 1\r\n"),
+        BAD_FORMAT,
+    );
+    t.case(
+        "touch 251-byte key",
+        format!("touch {k251} 0\r\n"),
+        BAD_FORMAT,
+    );
     // kvserve differs: it refuses keys with control characters (memcached
     // stores them). Like memcached's other command line errors, the data
     // block of the set is not swallowed and `x` is read as a command.
-    t.kv_only("get key with control character", "get a\x01b\r\n", BAD_FORMAT);
+    t.kv_only(
+        "get key with control character",
+        "get a\x01b\r\n",
+        BAD_FORMAT,
+    );
     t.kv_only(
         "set key with control character",
         "set a\x01b 0 0 1\r\nx\r\n",
@@ -383,7 +588,11 @@ fn table() -> Table {
         "set k 0 0 1\r\nxyz\r\n",
         cat(&[BAD_CHUNK.as_bytes(), ERROR.as_bytes()]),
     );
-    t.case("bad chunk keeps the old value", "get k\r\n", "VALUE k 0 3\r\nold\r\nEND\r\n");
+    t.case(
+        "bad chunk keeps the old value",
+        "get k\r\n",
+        "VALUE k 0 3\r\nold\r\nEND\r\n",
+    );
     t.case(
         "bytes after a bad chunk are the next command",
         "set k 0 0 3\r\nabcdeget k\r\n",
@@ -395,12 +604,19 @@ fn table() -> Table {
     // stays usable. memcached also unlinks the old item of a failed set.
     let swallowed = "get big\r\n".repeat(223); // 2007 bytes
     let big_set = format!("set big 0 0 {}\r\n{swallowed}\r\n", swallowed.len());
-    t.case("set small before too large", "set big 0 0 1\r\nx\r\n", STORED);
+    t.case(
+        "set small before too large",
+        "set big 0 0 1\r\nx\r\n",
+        STORED,
+    );
     t.case("set too large", &big_set, TOO_LARGE);
     t.case("too large set removed the old value", "get big\r\n", END);
     t.case(
         "too large noreply",
-        format!("set big2 0 0 {} noreply\r\n{swallowed}\r\n", swallowed.len()),
+        format!(
+            "set big2 0 0 {} noreply\r\n{swallowed}\r\n",
+            swallowed.len()
+        ),
         "",
     );
     t.case("connection usable after too large", "get big2 big\r\n", END);
@@ -454,7 +670,10 @@ fn request_vars(req: &[u8]) -> Vec<String> {
     let mut i = 0;
     while let Some(p) = req[i..].windows(2).position(|w| w == b"{$") {
         let start = i + p + 2;
-        let close = req[start..].iter().position(|&b| b == b'}').expect("unclosed {$");
+        let close = req[start..]
+            .iter()
+            .position(|&b| b == b'}')
+            .expect("unclosed {$");
         vars.push(String::from_utf8(req[start..start + close].to_vec()).unwrap());
         i = start + close + 1;
     }
@@ -468,7 +687,10 @@ fn substitute(req: &[u8], caps: &HashMap<String, String>) -> Vec<u8> {
             .get(&var)
             .unwrap_or_else(|| panic!("request uses {{${var}}} before it was captured"));
         let pat = format!("{{${var}}}").into_bytes();
-        let pos = out.windows(pat.len()).position(|w| w == pat.as_slice()).unwrap();
+        let pos = out
+            .windows(pat.len())
+            .position(|w| w == pat.as_slice())
+            .unwrap();
         out.splice(pos..pos + pat.len(), value.bytes());
     }
     out
@@ -501,7 +723,10 @@ fn match_template(segs: &[Seg], data: &[u8], caps: &mut HashMap<String, String>)
                 pos += n;
             }
             Seg::Num(name) => {
-                let digits = data[pos..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let digits = data[pos..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
                 if pos + digits == data.len() {
                     return Match::More;
                 }
@@ -632,24 +857,30 @@ impl<'a> Session<'a> {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// One write per case, its reply read before the next case.
     CaseByCase,
-    /// All cases in one write (split only where a request needs a cas
-    /// unique captured from an earlier reply of the same write).
+    /// All cases in one write, except for one boundary: the `cas`
+    /// requests that need a unique captured from the `gets` reply go in a
+    /// second write, after that reply arrived.
     Pipelined,
     /// Like Pipelined, but one write(2) per byte, with TCP_NODELAY.
     ByteByByte,
 }
 
-fn selected_cases() -> Vec<(usize, Case)> {
+fn selected_cases(mode: Mode) -> Vec<(usize, Case)> {
     let mc = memcached_mode();
+    let pipelined = !matches!(mode, Mode::CaseByCase);
     table()
         .cases
         .into_iter()
         .enumerate()
-        .filter(|(_, c)| !(mc && c.target == Target::KvOnly))
+        .filter(|(_, c)| match c.target {
+            Target::Both => true,
+            Target::KvOnly => !mc,
+            Target::NotPipelinedOnMemcached => !(mc && pipelined),
+        })
         .collect()
 }
 
@@ -660,7 +891,10 @@ fn segments(cases: &[(usize, Case)]) -> Vec<&[(usize, Case)]> {
     let mut start = 0;
     let mut captured_here: HashSet<String> = HashSet::new();
     for (i, (_, case)) in cases.iter().enumerate() {
-        if request_vars(&case.req).iter().any(|v| captured_here.contains(v)) {
+        if request_vars(&case.req)
+            .iter()
+            .any(|v| captured_here.contains(v))
+        {
             out.push(&cases[start..i]);
             start = i;
             captured_here.clear();
@@ -676,7 +910,11 @@ fn segments(cases: &[(usize, Case)]) -> Vec<&[(usize, Case)]> {
 }
 
 fn table_server(pattern: &str) -> KvServer {
-    KvServer::start_suite(pattern, &["-I", "1k"], &["-I", "1k", "-o", "slab_chunk_max=512"])
+    KvServer::start_suite(
+        pattern,
+        &["-I", "1k"],
+        &["-I", "1k", "-o", "slab_chunk_max=512"],
+    )
 }
 
 fn run_table(pattern: &str, mode: Mode) {
@@ -686,7 +924,7 @@ fn run_table(pattern: &str, mode: Mode) {
     } else {
         format!("{pattern}, {mode:?}")
     };
-    let cases = selected_cases();
+    let cases = selected_cases(mode);
     assert!(cases.len() > 150, "the table lost cases");
     let mut s = Session::new(&server, label);
     match mode {
@@ -699,7 +937,11 @@ fn run_table(pattern: &str, mode: Mode) {
         }
         Mode::Pipelined | Mode::ByteByByte => {
             let segs = segments(&cases);
-            assert!(segs.len() <= 4, "too many write splits: {}", segs.len());
+            assert_eq!(
+                segs.len(),
+                2,
+                "the table should need exactly one write split"
+            );
             for seg in segs {
                 let bytes: Vec<u8> = seg
                     .iter()
@@ -710,7 +952,10 @@ fn run_table(pattern: &str, mode: Mode) {
                 for (idx, case) in seg {
                     s.expect(*idx, case);
                 }
-                writer.join().unwrap().expect("write the pipelined requests");
+                writer
+                    .join()
+                    .unwrap()
+                    .expect("write the pipelined requests");
             }
         }
     }
@@ -789,10 +1034,17 @@ fn run_pipelined_1000(pattern: &str) {
     expected.extend(multi);
 
     let writer = write_in_background(&stream, req, false);
-    read_expected(&mut stream, &expected, &format!("[{pattern}] 1000 pipelined set/get"));
+    read_expected(
+        &mut stream,
+        &expected,
+        &format!("[{pattern}] 1000 pipelined set/get"),
+    );
     writer.join().unwrap().expect("write pipelined requests");
     // Nothing more may follow.
-    assert_eq!(request(&mut stream, b"get pipe:1\r\n"), value_reply("pipe:1", 1, b"value-1-x"));
+    assert_eq!(
+        request(&mut stream, b"get pipe:1\r\n"),
+        value_reply("pipe:1", 1, b"value-1-x")
+    );
 }
 
 #[test]
@@ -819,7 +1071,11 @@ fn run_default_item_limit(pattern: &str) {
     let mut stream = server.connect();
     let value: Vec<u8> = (0..512 * 1024u32).map(|i| (i * 7 % 256) as u8).collect();
     let writer = write_in_background(&stream, set_req("large", 9, &value), false);
-    assert_eq!(show(&read_reply(&mut stream)), "STORED\\r\\n", "[{pattern}] 512 KiB set");
+    assert_eq!(
+        show(&read_reply(&mut stream)),
+        "STORED\\r\\n",
+        "[{pattern}] 512 KiB set"
+    );
     writer.join().unwrap().unwrap();
     let reply = request(&mut stream, b"get large\r\n");
     assert!(
@@ -832,10 +1088,18 @@ fn run_default_item_limit(pattern: &str) {
     let huge = "get large\r\n".repeat(2 * 1024 * 1024 / 11 + 1);
     let writer = write_in_background(&stream, set_req("huge", 0, huge.as_bytes()), false);
     let reply = read_reply(&mut stream);
-    assert_eq!(show(&reply), show(TOO_LARGE.as_bytes()), "[{pattern}] 2 MiB set");
+    assert_eq!(
+        show(&reply),
+        show(TOO_LARGE.as_bytes()),
+        "[{pattern}] 2 MiB set"
+    );
     writer.join().unwrap().unwrap();
     let reply = request(&mut stream, b"get huge\r\n");
-    assert_eq!(show(&reply), "END\\r\\n", "[{pattern}] after the refused 2 MiB set");
+    assert_eq!(
+        show(&reply),
+        "END\\r\\n",
+        "[{pattern}] after the refused 2 MiB set"
+    );
     let reply = request(&mut stream, b"get large\r\n");
     assert!(
         reply == value_reply("large", 9, &value),
@@ -866,20 +1130,38 @@ fn default_item_limit_worker_pool() {
 fn template_matching_works() {
     let mut caps = HashMap::new();
     let segs = parse_template(b"VALUE a 0 1 {#c}\r\nx\r\nEND\r\n");
-    assert!(matches!(match_template(&segs, b"VALUE a 0 1 12", &mut caps), Match::More));
-    assert!(matches!(match_template(&segs, b"VALUE a 0 1 x", &mut caps), Match::Bad(12)));
+    assert!(matches!(
+        match_template(&segs, b"VALUE a 0 1 12", &mut caps),
+        Match::More
+    ));
+    assert!(matches!(
+        match_template(&segs, b"VALUE a 0 1 x", &mut caps),
+        Match::Bad(12)
+    ));
     assert!(caps.is_empty());
     match match_template(&segs, b"VALUE a 0 1 42\r\nx\r\nEND\r\nextra", &mut caps) {
         Match::Done(n) => assert_eq!(n, 24),
         _ => panic!("should match"),
     }
     assert_eq!(caps.get("c").map(String::as_str), Some("42"));
-    assert_eq!(substitute(b"cas a 0 0 1 {$c}\r\n", &caps), b"cas a 0 0 1 42\r\n");
+    assert_eq!(
+        substitute(b"cas a 0 0 1 {$c}\r\n", &caps),
+        b"cas a 0 0 1 42\r\n"
+    );
     let segs = parse_template(b"VERSION {*}\r\n");
-    assert!(matches!(match_template(&segs, b"VERSION 1.6", &mut caps), Match::More));
-    assert!(matches!(match_template(&segs, b"VERSION 1.6\r\n", &mut caps), Match::Done(13)));
-    assert!(matches!(match_template(&segs, b"ERROR\r\n", &mut caps), Match::Bad(0)));
-    let cases = selected_cases();
+    assert!(matches!(
+        match_template(&segs, b"VERSION 1.6", &mut caps),
+        Match::More
+    ));
+    assert!(matches!(
+        match_template(&segs, b"VERSION 1.6\r\n", &mut caps),
+        Match::Done(13)
+    ));
+    assert!(matches!(
+        match_template(&segs, b"ERROR\r\n", &mut caps),
+        Match::Bad(0)
+    ));
+    let cases = selected_cases(Mode::Pipelined);
     let segs = segments(&cases);
     assert_eq!(segs.iter().map(|s| s.len()).sum::<usize>(), cases.len());
 }

@@ -20,7 +20,10 @@ fn memccapable_ascii_passes_for_every_pattern() {
     for pattern in PATTERNS {
         let mut server = KvServer::start(pattern, &["-t", "2"]);
         let port = server.addr().port().to_string();
-        let out = run("memccapable", &["-h", "127.0.0.1", "-p", &port, "-a", "-t", "5"]);
+        let out = run(
+            "memccapable",
+            &["-h", "127.0.0.1", "-p", &port, "-a", "-t", "5"],
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -225,7 +225,12 @@ impl KvServer {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: plain kill(2) on the PID of our own, not yet reaped, child.
         let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed: {}", io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}) failed: {}",
+            io::Error::last_os_error()
+        );
         let deadline = start + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.try_exit_status() {
@@ -438,7 +443,10 @@ pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
             Ok(0) => panic!("EOF while reading a reply; got so far: {}", show(&buf)),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("read error {e} while reading a reply; got so far: {}", show(&buf)),
+            Err(e) => panic!(
+                "read error {e} while reading a reply; got so far: {}",
+                show(&buf)
+            ),
         }
     }
 }
@@ -464,7 +472,10 @@ pub fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
             Ok(0) => panic!("EOF after {got} of {n} bytes: {}", show(&buf[..got])),
             Ok(k) => got += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("read error {e} after {got} of {n} bytes: {}", show(&buf[..got])),
+            Err(e) => panic!(
+                "read error {e} after {got} of {n} bytes: {}",
+                show(&buf[..got])
+            ),
         }
     }
     buf
@@ -479,7 +490,11 @@ pub enum ReadEnd {
 }
 
 /// Reads until EOF, an error, or `timeout` (at most `limit` bytes kept).
-pub fn read_until_eof(stream: &mut TcpStream, timeout: Duration, limit: usize) -> (Vec<u8>, ReadEnd) {
+pub fn read_until_eof(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    limit: usize,
+) -> (Vec<u8>, ReadEnd) {
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -498,7 +513,12 @@ pub fn read_until_eof(stream: &mut TcpStream, timeout: Duration, limit: usize) -
                 buf.extend_from_slice(&chunk[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return (buf, ReadEnd::Timeout)
             }
             Err(e) => return (buf, ReadEnd::Error(e.kind())),
@@ -509,7 +529,11 @@ pub fn read_until_eof(stream: &mut TcpStream, timeout: Duration, limit: usize) -
 /// Parses a `STAT name value` ... `END` reply into (name, value) pairs.
 pub fn parse_stats(reply: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(reply);
-    assert!(text.ends_with("END\r\n"), "stats reply does not end with END: {}", show(reply));
+    assert!(
+        text.ends_with("END\r\n"),
+        "stats reply does not end with END: {}",
+        show(reply)
+    );
     let mut out = Vec::new();
     for line in text.split("\r\n") {
         if line == "END" {
@@ -517,7 +541,9 @@ pub fn parse_stats(reply: &[u8]) -> Vec<(String, String)> {
         }
         let mut parts = line.splitn(3, ' ');
         assert_eq!(parts.next(), Some("STAT"), "bad stats line {line:?}");
-        let name = parts.next().unwrap_or_else(|| panic!("bad stats line {line:?}"));
+        let name = parts
+            .next()
+            .unwrap_or_else(|| panic!("bad stats line {line:?}"));
         let value = parts.next().unwrap_or("");
         out.push((name.to_string(), value.to_string()));
     }
