@@ -1123,6 +1123,21 @@ fn long_lines_without_newline_close_but_multigets_wait() {
 }
 
 #[test]
+fn binary_protocol_packets_close() {
+    // A binary-protocol GET header: magic 0x80, opcode 0x00, key length 1.
+    let mut packet = vec![0x80, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 1];
+    packet.extend_from_slice(&[0; 12]);
+    packet.push(b'k');
+    assert_eq!(parse(&packet, &limits()), Parsed::Close);
+    assert_eq!(parse(&packet[..1], &limits()), Parsed::Close);
+    // The magic byte inside a text request is just data.
+    assert!(matches!(
+        parse(b"set k 0 0 1\r\n\x80\r\n", &limits()),
+        Parsed::Request { .. }
+    ));
+}
+
+#[test]
 fn http_request_lines_close() {
     for line in [
         "GET / HTTP/1.1\r\n",

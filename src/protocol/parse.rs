@@ -4,6 +4,11 @@ use super::number::{parse_i32, parse_u32, parse_u64};
 use super::request::{ArithOp, ErrorReply, Request, Span, StoreMode};
 use super::KEY_MAX_LENGTH;
 
+/// The first byte of every binary-protocol request. kvserve speaks only
+/// the text protocol, and a binary client cannot read a text error, so such
+/// a connection is closed at once.
+const BINARY_MAGIC: u8 = 0x80;
+
 /// memcached's `MAX_TOKENS`: a command line is split into at most this many words.
 const MAX_TOKENS: usize = 24;
 
@@ -47,14 +52,18 @@ pub enum Parsed {
     Request { request: Request, len: usize },
     /// Not a whole request yet: read more bytes and parse again.
     Incomplete,
-    /// Input that cannot be a request (a line over the limit, HTTP): close
-    /// the connection, as memcached does.
+    /// Input that cannot be a request (a line over the limit, HTTP, a
+    /// binary-protocol packet): close the connection, as memcached does for
+    /// the first two.
     Close,
 }
 
 /// Parses the request at the start of `buf`. Spans in the result are
 /// relative to `buf`.
 pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
+    if buf.first() == Some(&BINARY_MAGIC) {
+        return Parsed::Close;
+    }
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         return if buf.len() <= limits.max_line
             || (is_multiget(buf) && buf.len() <= limits.max_get_line)
