@@ -60,13 +60,11 @@ impl EventLoop {
         engine: &Arc<Engine>,
         shutdown: &Arc<Shutdown>,
     ) -> io::Result<EventLoop> {
-        let poll = Poll::new()?;
-        if let Intake::Listener(listener) = &mut intake {
-            poll.registry()
-                .register(listener, LISTENER, Interest::READABLE)?;
-        }
-        let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
-        shutdown.watch(Arc::clone(&notifier));
+        let listener = match &mut intake {
+            Intake::Listener(listener) => Some(listener),
+            Intake::Inbox(_) => None,
+        };
+        let (poll, notifier) = wire_poll(listener, shutdown)?;
         Ok(EventLoop {
             poll,
             intake,
@@ -224,6 +222,23 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// A poller with the listener (if the thread accepts) and a waker
+/// registered, the waker also woken on shutdown: how every pattern's
+/// polling thread starts.
+pub fn wire_poll(
+    listener: Option<&mut TcpListener>,
+    shutdown: &Shutdown,
+) -> io::Result<(Poll, Arc<Notifier>)> {
+    let poll = Poll::new()?;
+    if let Some(listener) = listener {
+        poll.registry()
+            .register(listener, LISTENER, Interest::READABLE)?;
+    }
+    let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
+    shutdown.watch(Arc::clone(&notifier));
+    Ok((poll, notifier))
 }
 
 /// Waits, up to [`DRAIN_TIMEOUT`], for every connection's pending output

@@ -1,20 +1,22 @@
-//! The comparison as an SVG chart: grouped bars per workload, one colour per
-//! server, throughput on the left and p99 latency (log scale) on the right.
+//! The comparison as an SVG chart: small multiples, one column per
+//! workload, throughput on the top row and p99 latency below, a bar per
+//! server in one colour each, every panel on its own scale (workloads differ
+//! by orders of magnitude).
 
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::CompareRow;
 
-const WIDTH: u32 = 1400;
-const HEIGHT: u32 = 600;
-/// x units per workload; bars take the middle 80 %.
-const SLOT: i32 = 1000;
+const PANEL_WIDTH: u32 = 240;
+const MIN_WIDTH: u32 = 720;
+const HEIGHT: u32 = 680;
+/// Title and legend above the panels.
+const HEADER: u32 = 80;
 const FONT: &str = "sans-serif";
 const PALETTE: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
@@ -28,133 +30,136 @@ const ERROR_RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 /// Writes the chart of `rows` to `path`.
 pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
-    let any_errors = rows.iter().any(|r| r.errors > 0);
-    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    let servers = unique(rows.iter().map(|r| r.server.as_str()));
+    let workloads = unique(rows.iter().map(|r| r.workload.as_str()));
+    let width = (PANEL_WIDTH * workloads.len().max(1) as u32).max(MIN_WIDTH);
+    let root = SVGBackend::new(path, (width, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let title = if any_errors {
-        format!("{title}  (red value labels: runs with errors, see the table)")
-    } else {
-        title.to_string()
-    };
-    let root = root
-        .titled(&title, (FONT, 22).into_font())
-        .map_err(plot_error)?;
-    let (left, right) = root.split_horizontally(WIDTH / 2);
-    let max_ops = rows.iter().map(|r| r.ops_per_sec).fold(0.0, f64::max);
-    panel(
-        &left,
-        "Throughput (higher is better)",
-        "ops/s",
-        rows,
-        |r| r.ops_per_sec,
-        0.0..(max_ops * 1.15).max(1.0),
-    )?;
-    let p99s = rows.iter().map(|r| r.p99_us).filter(|v| *v > 0.0);
-    let lo = p99s.clone().fold(f64::INFINITY, f64::min);
-    let hi = p99s.fold(0.0, f64::max);
-    let (lo, hi) = if hi > 0.0 {
-        (lo / 2.0, hi * 3.0)
-    } else {
-        (1.0, 10.0)
-    };
-    panel(
-        &right,
-        "p99 latency (lower is better; log scale)",
-        "p99 latency (µs)",
-        rows,
-        |r| r.p99_us,
-        (lo..hi).log_scale(),
-    )?;
+    let (header, body) = root.split_vertically(HEADER);
+    draw_header(&header, title, &servers, rows.iter().any(|r| r.errors > 0))?;
+    let panels = body.split_evenly((2, workloads.len().max(1)));
+    let (top, bottom) = panels.split_at(workloads.len().max(1));
+    for (i, w) in workloads.iter().enumerate() {
+        let of_workload: Vec<&CompareRow> = rows.iter().filter(|r| r.workload == *w).collect();
+        panel(
+            &top[i],
+            &format!("{w}: ops/s"),
+            &servers,
+            &of_workload,
+            |r| r.ops_per_sec,
+            human,
+            i == 0,
+        )?;
+        panel(
+            &bottom[i],
+            &format!("{w}: p99 latency"),
+            &servers,
+            &of_workload,
+            |r| r.p99_us,
+            duration_us,
+            i == 0,
+        )?;
+    }
     root.present().map_err(plot_error)?;
     Ok(())
 }
 
-/// One panel: x = workloads, a bar per server within each.
-fn panel<Y>(
+/// The title, and a legend: one coloured square per server.
+fn draw_header(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    servers: &[&str],
+    any_errors: bool,
+) -> Result<()> {
+    let (width, _) = area.dim_in_pixel();
+    let centre = Pos::new(HPos::Center, VPos::Top);
+    area.draw(&Text::new(
+        title.to_string(),
+        (width as i32 / 2, 10),
+        (FONT, 22).into_font().pos(centre),
+    ))
+    .map_err(plot_error)?;
+    let mut legend: Vec<(String, RGBColor)> = servers
+        .iter()
+        .enumerate()
+        .map(|(j, s)| (s.to_string(), PALETTE[j % PALETTE.len()]))
+        .collect();
+    if any_errors {
+        legend.push(("! = run had errors (see the table)".into(), ERROR_RED));
+    }
+    // Rough text widths: the SVG viewer lays the text out itself.
+    let entry_width = |name: &str| 30 + 8 * name.chars().count() as i32;
+    let total: i32 = legend.iter().map(|(n, _)| entry_width(n)).sum();
+    let mut x = (width as i32 - total).max(0) / 2;
+    let y = 52;
+    for (name, color) in &legend {
+        area.draw(&Rectangle::new([(x, y - 7), (x + 14, y + 7)], color.filled()))
+            .map_err(plot_error)?;
+        let style = (FONT, 14)
+            .into_font()
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(name.clone(), (x + 20, y), style))
+            .map_err(plot_error)?;
+        x += entry_width(name);
+    }
+    Ok(())
+}
+
+/// One panel: a bar per server for one workload and one measure, from zero
+/// on a linear scale, with its value above it.
+fn panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     caption: &str,
-    y_desc: &str,
-    rows: &[CompareRow],
+    servers: &[&str],
+    rows: &[&CompareRow],
     value: impl Fn(&CompareRow) -> f64,
-    y: Y,
-) -> Result<()>
-where
-    Y: AsRangedCoord<Value = f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let servers = unique(rows.iter().map(|r| r.server.as_str()));
-    let workloads = unique(rows.iter().map(|r| r.workload.as_str()));
-    let n = workloads.len().max(1) as i32;
-    let centers: Vec<i32> = (0..n).map(|i| i * SLOT + SLOT / 2).collect();
+    format: fn(f64) -> String,
+    first: bool,
+) -> Result<()> {
+    let n = servers.len().max(1) as i32;
+    let max = rows.iter().map(|r| value(r)).fold(0.0, f64::max);
+    let top = if max > 0.0 { max * 1.2 } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 18).into_font())
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..n * SLOT).with_key_points(centers), y)
+        .caption(caption, (FONT, 15).into_font())
+        .margin(8)
+        .margin_left(if first { 8 } else { 4 })
+        .x_label_area_size(8)
+        .y_label_area_size(58)
+        .build_cartesian_2d(0..n * 10, 0.0..top)
         .map_err(plot_error)?;
-    let base = chart.y_range().start;
-    let x_label = |x: &i32| {
-        workloads
-            .get((*x / SLOT) as usize)
-            .map_or(String::new(), |w| w.to_string())
-    };
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_label_formatter(&x_label)
-        .y_label_formatter(&|v: &f64| human(*v))
-        .x_desc("workload")
-        .y_desc(y_desc)
-        .label_style((FONT, 13).into_font())
-        .axis_desc_style((FONT, 15).into_font())
+        .disable_x_axis()
+        .x_labels(0)
+        .y_labels(5)
+        .y_label_formatter(&|v: &f64| format(*v))
+        .label_style((FONT, 11).into_font())
         .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(plot_error)?;
-
-    let bar = (SLOT * 8 / 10) / servers.len().max(1) as i32;
-    // Value labels fit when a bar is wide enough on screen.
-    let bar_px = (WIDTH as f64 / 2.0 - 110.0) / f64::from(n * SLOT) * f64::from(bar);
     for (j, server) in servers.iter().enumerate() {
+        let Some(r) = rows.iter().find(|r| r.server == *server) else {
+            continue;
+        };
         let color = PALETTE[j % PALETTE.len()];
-        let mut bars = Vec::new();
-        let mut labels = Vec::new();
-        for (i, w) in workloads.iter().enumerate() {
-            let Some(r) = rows
-                .iter()
-                .find(|r| r.server == *server && r.workload == *w)
-            else {
-                continue;
-            };
-            let x0 = i as i32 * SLOT + SLOT / 10 + j as i32 * bar;
-            let v = value(r).max(base);
-            bars.push(Rectangle::new(
-                [(x0 + 4, base), (x0 + bar - 4, v)],
-                color.filled(),
-            ));
-            if bar_px >= 30.0 {
-                let style = (FONT, 11)
-                    .into_font()
-                    .color(if r.errors > 0 { &ERROR_RED } else { &BLACK })
-                    .pos(Pos::new(HPos::Center, VPos::Bottom));
-                labels.push(Text::new(human(value(r)), (x0 + bar / 2, v), style));
-            }
-        }
+        let x0 = j as i32 * 10;
+        let v = value(r);
         chart
-            .draw_series(bars)
-            .map_err(plot_error)?
-            .label(server.to_string())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
-        chart.draw_series(labels).map_err(plot_error)?;
+            .draw_series([Rectangle::new([(x0 + 1, 0.0), (x0 + 9, v)], color.filled())])
+            .map_err(plot_error)?;
+        let mut label = format(v);
+        let mut style = (FONT, 10).into_font().color(&BLACK);
+        if r.errors > 0 {
+            label.push_str(" !");
+            style = (FONT, 10).into_font().color(&ERROR_RED);
+        }
+        let style = style.pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series([Text::new(label, (x0 + 5, v), style)])
+            .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.5))
-        .label_font((FONT, 13).into_font())
-        .draw()
-        .map_err(plot_error)?;
     Ok(())
 }
 
@@ -178,10 +183,26 @@ fn human(v: f64) -> String {
     } else {
         (v, "")
     };
-    if scaled >= 100.0 || (unit.is_empty() && scaled == scaled.round()) {
+    if scaled >= 100.0 || scaled == scaled.round() {
         format!("{scaled:.0}{unit}")
     } else {
         format!("{scaled:.1}{unit}")
+    }
+}
+
+/// Microseconds as a time: 850 µs, 12 ms, 1.5 ms, 2 s.
+fn duration_us(us: f64) -> String {
+    let (scaled, unit) = if us >= 1e6 {
+        (us / 1e6, "s")
+    } else if us >= 1e3 {
+        (us / 1e3, "ms")
+    } else {
+        (us, "µs")
+    };
+    if scaled >= 10.0 || scaled == scaled.round() {
+        format!("{scaled:.0} {unit}")
+    } else {
+        format!("{scaled:.1} {unit}")
     }
 }
 
@@ -215,8 +236,14 @@ mod tests {
         assert_eq!(human(12.0), "12");
         assert_eq!(human(12.34), "12.3");
         assert_eq!(human(1234.0), "1.2k");
+        assert_eq!(human(50_000.0), "50k");
         assert_eq!(human(123_456.0), "123k");
         assert_eq!(human(2_500_000.0), "2.5M");
+        assert_eq!(duration_us(850.0), "850 µs");
+        assert_eq!(duration_us(2.5), "2.5 µs");
+        assert_eq!(duration_us(12_400.0), "12 ms");
+        assert_eq!(duration_us(1_500.0), "1.5 ms");
+        assert_eq!(duration_us(2_000_000.0), "2 s");
     }
 
     #[test]
@@ -236,13 +263,13 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
         for text in [
             "test chart",
-            "uniform",
-            "skewed/light",
+            "uniform: ops/s",
+            "skewed/light: p99 latency",
             "worker-pool",
-            "ops/s",
-            "p99 latency",
             "50k",
-            "red value labels",
+            "120 µs",
+            "900 µs !",
+            "had errors",
         ] {
             assert!(svg.contains(text), "no {text:?} in the SVG");
         }

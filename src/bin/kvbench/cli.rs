@@ -105,6 +105,10 @@ pub struct WorkloadArgs {
     /// skewed: heavy key space.
     #[arg(long)]
     pub heavy_keys: Option<u64>,
+    /// Open loop: busy-poll from this many µs before each send is due, as a
+    /// timer wake-up can be that late (0: sleep until the timer fires).
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: u64,
     /// Seconds to wait for a connect, warmup reply or the last replies of a run.
     #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pub timeout: f64,

@@ -188,6 +188,11 @@ impl ReplyParser {
         self.error_line = Some(printable(line));
     }
 
+    /// True in the middle of a reply (some of it consumed).
+    pub fn mid_reply(&self) -> bool {
+        self.state != State::Line || self.hits > 0
+    }
+
     /// True after a framing error: close the connection.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -354,14 +359,23 @@ impl Conn {
         })
     }
 
-    pub fn debug_state(&self) -> String {
+    /// Where a connection whose replies stopped coming was left, e.g.
+    /// `2 requests in flight, all sent, no byte of the next reply`.
+    pub fn stuck_state(&self) -> String {
+        let unsent = self.out.len() - self.out_pos;
+        let sent = if unsent == 0 {
+            "all sent".to_string()
+        } else {
+            format!("{unsent} request bytes unsent")
+        };
+        let reply = if self.parser.mid_reply() || !self.carry.is_empty() {
+            "the next reply partly received"
+        } else {
+            "no byte of the next reply"
+        };
         format!(
-            "inflight={} out={}/{} carry={} parser={:?}",
-            self.inflight.len(),
-            self.out_pos,
-            self.out.len(),
-            self.carry.len(),
-            self.parser
+            "{} requests in flight, {sent}, {reply}",
+            self.inflight.len()
         )
     }
 
@@ -376,7 +390,14 @@ impl Conn {
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
+                Ok(n) => {
+                    self.out_pos += n;
+                    if self.out_pos < self.out.len() {
+                        // A short write filled the socket buffer; the next
+                        // writable event says when there is room again.
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -430,6 +451,12 @@ impl Conn {
                     io::ErrorKind::InvalidData,
                     "reply stream out of step",
                 ));
+            }
+            if n < scratch.len() {
+                // A short read emptied the socket; with edge-triggered
+                // epoll, bytes arriving later raise a new event. Saves the
+                // read that would only say EWOULDBLOCK.
+                return Ok(());
             }
         }
     }

@@ -26,6 +26,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connect, warmup and end-of-run grace timeout of each run.
 const RUN_TIMEOUT: Duration = Duration::from_secs(5);
 const STDERR_LINES: usize = 40;
+/// Open-loop busy-poll ahead of each send (`kvbench run --spin-us`).
+const SPIN_US: u64 = 75;
 
 /// One thread's line of `stats threads`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -449,6 +451,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 duration,
                 client_threads: plan.client_threads(args.client_threads),
                 timeout: RUN_TIMEOUT,
+                spin: Duration::from_micros(SPIN_US),
             };
             let bar = crate::progress_bar(args.quiet, &format!("{label} {}", w.name()));
             let warm = run::warmup(&plan, &opts, &bar);
@@ -524,6 +527,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             notes.push(format!("{label}: exited with {status} after SIGTERM"));
         }
     }
+    ensure!(
+        !rows.is_empty(),
+        "no server could be measured:\n{}",
+        notes.join("\n")
+    );
     if args.json {
         let out = CompareReport {
             threads,

@@ -44,6 +44,7 @@ fn run_command(args: &RunArgs) -> Result<()> {
         duration: Duration::from_secs_f64(args.duration),
         client_threads: plan.client_threads(args.client_threads),
         timeout: Duration::from_secs_f64(args.workload.timeout),
+        spin: Duration::from_micros(args.workload.spin_us),
     };
     let bar = progress_bar(args.quiet, plan.workload.name());
     let warm = run::warmup(&plan, &opts, &bar);

@@ -69,9 +69,13 @@ pub struct GroupReport {
     /// of the pipeline was still waiting for a reply).
     pub unsent: u64,
     pub first_error: Option<String>,
-    /// Replies per second of elapsed time.
+    /// Replies per second, over the run's duration or until the group's
+    /// last reply if that came later.
     pub ops_per_sec: f64,
     pub latency_us: Latency,
+    /// Open loop: how late the client sent requests after their due time
+    /// (part of `latency_us`, which counts from the due time).
+    pub send_lag_us: Option<Latency>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -104,17 +108,20 @@ pub fn run_report(
     result: &RunResult,
 ) -> RunReport {
     let elapsed = result.elapsed.as_secs_f64();
+    // Each group's rate over its own time: the run, or until its last
+    // reply if that came later (not stretched by another group's stall).
+    let span = |s: &GroupStats| s.span.max(opts.duration).as_secs_f64();
     let groups: Vec<GroupReport> = plan
         .groups
         .iter()
         .zip(&result.groups)
-        .map(|(spec, stats)| group_report(Some(spec), stats, elapsed))
+        .map(|(spec, stats)| group_report(Some(spec), stats, span(stats)))
         .collect();
     let mut all = GroupStats::new();
     for g in &result.groups {
         all.merge(g);
     }
-    let mut total = group_report(None, &all, elapsed);
+    let mut total = group_report(None, &all, span(&all));
     total.connections = plan.connections();
     RunReport {
         server: opts.server.to_string(),
@@ -172,6 +179,7 @@ fn group_report(spec: Option<&GroupSpec>, s: &GroupStats, elapsed_s: f64) -> Gro
             0.0
         },
         latency_us: Latency::of(&s.hist),
+        send_lag_us: (!s.send_lag.is_empty()).then(|| Latency::of(&s.send_lag)),
     }
 }
 
@@ -275,8 +283,8 @@ pub fn render_run(r: &RunReport) -> String {
     out.push('\n');
     let mut table = Table::new(&[
         "group",
-        "conns",
         "mode",
+        "conns",
         "requests",
         "ops/s",
         "p50 µs",
@@ -296,8 +304,8 @@ pub fn render_run(r: &RunReport) -> String {
         let l = &g.latency_us;
         table.row(vec![
             g.name.clone(),
-            g.connections.to_string(),
             mode,
+            g.connections.to_string(),
             g.requests.to_string(),
             format!("{:.0}", g.ops_per_sec),
             us(l.p50),
@@ -310,7 +318,7 @@ pub fn render_run(r: &RunReport) -> String {
             g.errors.to_string(),
         ]);
     }
-    out.push_str(&table.render(1));
+    out.push_str(&table.render(2));
     for g in &r.groups {
         if g.errors > 0 {
             let _ = write!(
@@ -337,6 +345,15 @@ pub fn render_run(r: &RunReport) -> String {
                 out,
                 "{}: {} requests were due but never sent: all {} pipeline slots were waiting (the server fell behind the rate)",
                 g.name, g.unsent, g.pipeline
+            );
+        }
+        if let Some(lag) = &g.send_lag_us {
+            let _ = writeln!(
+                out,
+                "{}: open loop; requests left the client {} µs (p50), {} µs (p99) after their due time (included in the latency)",
+                g.name,
+                us(lag.p50),
+                us(lag.p99)
             );
         }
         if g.multiget > 1 {

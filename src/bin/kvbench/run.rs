@@ -51,8 +51,14 @@ pub struct GroupStats {
     /// because the connection already had `pipeline` in flight.
     pub unsent: u64,
     pub first_error: Option<String>,
+    /// When the last reply arrived, and from the run's start until then.
+    pub last_reply: Option<Instant>,
+    pub span: Duration,
     /// Latency of every reply, in nanoseconds.
     pub hist: Histogram<u64>,
+    /// Open loop: how late each request went out after its due time, in
+    /// nanoseconds (the client's own share of the latency).
+    pub send_lag: Histogram<u64>,
 }
 
 impl GroupStats {
@@ -68,12 +74,18 @@ impl GroupStats {
             connect_failures: 0,
             unsent: 0,
             first_error: None,
+            last_reply: None,
+            span: Duration::ZERO,
             hist: Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("valid histogram bounds"),
+            send_lag: Histogram::new_with_bounds(1, HIST_MAX_NS, 3)
+                .expect("valid histogram bounds"),
         }
     }
 
-    pub fn record(&mut self, expect: Expect, latency: Duration, outcome: Outcome) {
+    /// Counts a reply that arrived at `done`, `latency` after its start.
+    pub fn record(&mut self, expect: Expect, done: Instant, latency: Duration, outcome: Outcome) {
         self.requests += 1;
+        self.last_reply = Some(self.last_reply.map_or(done, |t| t.max(done)));
         let asked = match expect {
             Expect::Get { keys } => {
                 self.gets += 1;
@@ -126,11 +138,15 @@ impl GroupStats {
         }
         self.connect_failures += other.connect_failures;
         self.unsent += other.unsent;
+        self.span = self.span.max(other.span);
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
         }
         self.hist
             .add(&other.hist)
+            .expect("histograms of equal bounds add");
+        self.send_lag
+            .add(&other.send_lag)
             .expect("histograms of equal bounds add");
     }
 }
@@ -150,6 +166,9 @@ pub struct Options {
     /// Connect timeout (and bound of the whole connect phase), warmup reply
     /// timeout, and grace period for the last replies after the run.
     pub timeout: Duration,
+    /// Open loop: poll without sleeping from this long before a send is
+    /// due (a timer wake-up can be tens of µs late).
+    pub spin: Duration,
 }
 
 /// The measured part of a run.
@@ -568,7 +587,7 @@ impl EventLoop {
             }
         }
         for i in 0..self.slots.len() {
-            self.top_up(i, start, end);
+            self.top_up(i, start, end, stats);
             self.flush(i, stats);
         }
         let (mut reported_done, mut reported_failed) = (0, 0);
@@ -582,15 +601,24 @@ impl EventLoop {
             if sending {
                 self.fire_timers(now, end, stats);
             }
-            let wake = if sending {
-                self.heap.peek().map_or(end, |r| r.0 .0.min(end))
+            let next_due = if sending {
+                self.heap.peek().map(|r| r.0 .0).filter(|&due| due < end)
             } else {
-                deadline
+                None
             };
-            self.arm_timer(now, end);
-            let timeout = wake
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(50));
+            let spin = shared.opts.spin;
+            let timeout = match next_due {
+                // Close to a send: poll without sleeping, so the send is
+                // not late by a timer wake-up.
+                Some(due) if due.saturating_duration_since(now) <= spin => Duration::ZERO,
+                Some(due) => {
+                    self.arm_timer(due - spin);
+                    due.saturating_duration_since(now) - spin
+                }
+                None if sending => end.saturating_duration_since(now),
+                None => deadline.saturating_duration_since(now),
+            }
+            .min(Duration::from_millis(50));
             if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     for s in &mut *stats {
@@ -627,6 +655,11 @@ impl EventLoop {
             }
         }
         let elapsed = start.elapsed();
+        for s in stats.iter_mut() {
+            s.span = s
+                .last_reply
+                .map_or(Duration::ZERO, |t| t.duration_since(start));
+        }
         for slot in &self.slots {
             let s = &mut stats[slot.conn.group];
             if let Some(open) = &slot.open {
@@ -637,10 +670,12 @@ impl EventLoop {
             }
             if !slot.dead && !slot.conn.inflight.is_empty() {
                 let n = slot.conn.inflight.len() as u64;
-                eprintln!("DEBUG {}", slot.conn.debug_state());
                 let grace = shared.opts.timeout;
                 s.fail(ErrorKind::Timeout, n, || {
-                    format!("no reply within {grace:?} after the run")
+                    format!(
+                        "no reply within {grace:?} after the run ({})",
+                        slot.conn.stuck_state()
+                    )
                 });
             }
         }
@@ -665,7 +700,7 @@ impl EventLoop {
         let result = slot
             .conn
             .receive(&mut self.scratch, |expect, sent, done, outcome| {
-                s.record(expect, done.saturating_duration_since(sent), outcome);
+                s.record(expect, done, done.saturating_duration_since(sent), outcome);
             });
         if let Some(line) = slot.conn.parser.take_error_line() {
             s.note(|| line);
@@ -674,17 +709,18 @@ impl EventLoop {
             self.kill(i, &e, stats);
             return;
         }
-        self.top_up(i, Instant::now(), end);
+        self.top_up(i, Instant::now(), end, stats);
         self.flush(i, stats);
     }
 
     /// Queues requests: closed loop, up to the pipeline depth; open loop,
     /// those due (with their due time), and schedules the next.
-    fn top_up(&mut self, i: usize, now: Instant, end: Instant) {
+    fn top_up(&mut self, i: usize, now: Instant, end: Instant, stats: &mut [GroupStats]) {
         let slot = &mut self.slots[i];
         if slot.dead || now >= end {
             return;
         }
+        let lags = &mut stats[slot.conn.group].send_lag;
         let depth = slot.conn.gen.spec().pipeline;
         match slot.open.as_mut() {
             None => {
@@ -697,6 +733,8 @@ impl EventLoop {
                     && open.next_due < end
                     && slot.conn.inflight.len() < depth
                 {
+                    let lag = now.duration_since(open.next_due);
+                    lags.saturating_record(u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX));
                     slot.conn.send(open.next_due);
                     open.next_due += open.interval;
                 }
@@ -723,25 +761,22 @@ impl EventLoop {
                 Some(open) if !slot.dead && open.scheduled == Some(due) => open.scheduled = None,
                 _ => continue,
             }
-            self.top_up(i, now, end);
+            self.top_up(i, now, end, stats);
             self.flush(i, stats);
         }
     }
 
-    /// Sets the timerfd for the earliest scheduled send, so open-loop
-    /// sends are not late by poll's millisecond rounding.
-    fn arm_timer(&mut self, now: Instant, end: Instant) {
+    /// Sets the timerfd to wake the loop at `at` (the next open-loop send,
+    /// less the spin), rather than late by poll's millisecond rounding.
+    fn arm_timer(&mut self, at: Instant) {
         let Some(timer) = &self.timer else {
             return;
         };
-        let Some(&Reverse((due, _))) = self.heap.peek() else {
-            return;
-        };
-        if due >= end || due <= now || self.armed == Some(due) {
+        if self.armed == Some(at) {
             return;
         }
-        timer.arm(due - now);
-        self.armed = Some(due);
+        timer.arm(at.saturating_duration_since(Instant::now()));
+        self.armed = Some(at);
     }
 
     fn flush(&mut self, i: usize, stats: &mut [GroupStats]) {
@@ -873,16 +908,19 @@ mod tests {
 
     #[test]
     fn stats_count_and_merge() {
+        let now = Instant::now();
         let mut a = GroupStats::new();
         a.record(
             Expect::Get { keys: 4 },
+            now,
             Duration::from_micros(10),
             Outcome::Got { hits: 3 },
         );
-        a.record(Expect::Set, Duration::from_micros(30), Outcome::Stored);
+        a.record(Expect::Set, now, Duration::from_micros(30), Outcome::Stored);
         let mut b = GroupStats::new();
         b.record(
             Expect::Set,
+            now,
             Duration::from_micros(20),
             Outcome::Failed(ErrorKind::ServerError),
         );

@@ -18,11 +18,11 @@ use std::thread;
 
 use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll};
+use mio::Events;
 
 use crate::engine::stats::Role;
 use crate::engine::Engine;
-use crate::server::event_loop::{EventLoop, Intake, ACCEPT_RETRY, LISTENER, POLL_TIMEOUT, WAKER};
+use crate::server::event_loop::{wire_poll, EventLoop, Intake, ACCEPT_RETRY, POLL_TIMEOUT};
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
 use crate::server::shutdown::Shutdown;
@@ -34,11 +34,8 @@ pub fn run(
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let own_notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
-    shutdown.watch(own_notifier);
+    // The waker only serves shutdown: the acceptor has no inbox.
+    let (mut poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
     let stats = engine.stats.register(Role::Acceptor);
 
     let mut inboxes: Vec<(Sender<TcpStream>, Arc<Notifier>)> = Vec::new();

@@ -38,7 +38,7 @@ use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
 use crate::server::connection::{Connection, Next};
 use crate::server::event_loop::{
-    drain_output, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
+    drain_output, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
 };
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
@@ -71,11 +71,7 @@ pub fn run(
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    let poll = Poll::new()?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
-    shutdown.watch(Arc::clone(&notifier));
+    let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
     let (work_tx, work_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
     let stats = engine.stats.register(Role::Dispatch);
