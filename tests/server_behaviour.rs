@@ -367,6 +367,31 @@ fn connection_limit(pattern: &str) {
 per_pattern!(connection_limit, super::connection_limit, kvserve_only);
 
 // ---------------------------------------------------------------------
+// Output bound: requests left buffered when the bound stops parsing are
+// still served once the output drains, with no further client event.
+
+fn buffered_requests_after_output_bound(pattern: &str) {
+    let server = KvServer::start(pattern, &["--max-pending-output", "1k"]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 10_000];
+    assert_eq!(request(&mut c, &set_req("big", 0, &value)), b"STORED\r\n");
+    // Each reply alone passes the 1 KiB bound; all five arrive in one write.
+    c.write_all(&b"get big\r\n".repeat(5)).unwrap();
+    let expected = value_reply("big", 0, &value).repeat(5);
+    let got = read_exactly(&mut c, expected.len());
+    assert!(
+        got == expected,
+        "[{pattern}] replies to pipelined large gets"
+    );
+}
+
+per_pattern!(
+    output_bound_resumes_buffered_requests,
+    super::buffered_requests_after_output_bound,
+    kvserve_only
+);
+
+// ---------------------------------------------------------------------
 // Shutdown on SIGTERM / SIGINT.
 
 fn sigterm_mid_pipeline(pattern: &str) {

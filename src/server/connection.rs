@@ -92,6 +92,9 @@ impl Connection {
         let now = unix_now();
         let mut served = 0;
         loop {
+            // Execute what is buffered, until the input runs out or the
+            // output reaches its bound.
+            let mut need_input = false;
             while !self.closing && self.pending_output() < engine.settings.max_pending_output {
                 if served == budget {
                     stats.commands.conn_yields.incr();
@@ -110,7 +113,10 @@ impl Connection {
                             self.closing = true;
                         }
                     }
-                    Next::Incomplete => break,
+                    Next::Incomplete => {
+                        need_input = true;
+                        break;
+                    }
                     Next::Close => self.closing = true,
                 }
             }
@@ -122,8 +128,10 @@ impl Connection {
             if self.closing {
                 return Served::Close;
             }
-            if self.pending_output() > 0 {
-                return Served::WaitWritable;
+            if !need_input {
+                // Stopped by the output bound, which the flush cleared:
+                // requests are still buffered, and no event will come for them.
+                continue;
             }
             match self.fill(stats) {
                 Ok(true) => {}
