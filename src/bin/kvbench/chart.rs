@@ -76,7 +76,7 @@ fn draw_header(
     area.draw(&Text::new(
         title.to_string(),
         (width as i32 / 2, 10),
-        (FONT, 22).into_font().pos(centre),
+        (FONT, 22).into_font().color(&BLACK).pos(centre),
     ))
     .map_err(plot_error)?;
     let mut legend: Vec<(String, RGBColor)> = servers
@@ -93,10 +93,14 @@ fn draw_header(
     let mut x = (width as i32 - total).max(0) / 2;
     let y = 52;
     for (name, color) in &legend {
-        area.draw(&Rectangle::new([(x, y - 7), (x + 14, y + 7)], color.filled()))
-            .map_err(plot_error)?;
+        area.draw(&Rectangle::new(
+            [(x, y - 7), (x + 14, y + 7)],
+            color.filled(),
+        ))
+        .map_err(plot_error)?;
         let style = (FONT, 14)
             .into_font()
+            .color(&BLACK)
             .pos(Pos::new(HPos::Left, VPos::Center));
         area.draw(&Text::new(name.clone(), (x + 20, y), style))
             .map_err(plot_error)?;
@@ -125,13 +129,12 @@ fn panel(
         .margin_left(if first { 8 } else { 4 })
         .x_label_area_size(8)
         .y_label_area_size(58)
-        .build_cartesian_2d(0..n * 10, 0.0..top)
+        .build_cartesian_2d((0..n * 10).with_key_points(Vec::new()), 0.0..top)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .disable_x_axis()
-        .x_labels(0)
         .y_labels(5)
         .y_label_formatter(&|v: &f64| format(*v))
         .label_style((FONT, 11).into_font())

@@ -116,7 +116,7 @@ pub struct WorkloadArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Threads for each server (kvserve --threads, memcached -t).
+    /// Threads for each server (kvserve --threads, memcached -t); default: cores.
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// Seconds of measured load per workload and server.
@@ -132,7 +132,7 @@ pub struct CompareArgs {
         default_value = "basic,multi-reader,worker-pool"
     )]
     pub patterns: Vec<String>,
-    /// Include memcached even if it is not on PATH (fails if it cannot start).
+    /// Include memcached even if no executable `memcached` is found on PATH.
     #[arg(long)]
     pub memcached: bool,
     /// Leave memcached out even if it is on PATH.

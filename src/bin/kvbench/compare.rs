@@ -484,7 +484,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             for g in &report.groups {
                 if g.unsent > 0 {
                     notes.push(format!(
-                        "{label} / {}/{}: {} requests due but never sent (pipeline full)",
+                        "{label} / {}/{}: {} requests due but never sent (pipeline full or connection lost)",
                         w.name(),
                         g.name,
                         g.unsent

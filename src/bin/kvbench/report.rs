@@ -66,7 +66,8 @@ pub struct GroupReport {
     pub error_kinds: BTreeMap<&'static str, u64>,
     pub connect_failures: u64,
     /// Open loop: requests due before the end but never sent (every slot
-    /// of the pipeline was still waiting for a reply).
+    /// of the pipeline was still waiting for a reply, or the connection
+    /// was lost).
     pub unsent: u64,
     pub first_error: Option<String>,
     /// Replies per second, over the run's duration or until the group's
@@ -343,7 +344,7 @@ pub fn render_run(r: &RunReport) -> String {
         if g.unsent > 0 {
             let _ = writeln!(
                 out,
-                "{}: {} requests were due but never sent: all {} pipeline slots were waiting (the server fell behind the rate)",
+                "{}: {} requests were due but never sent: all {} pipeline slots were waiting (the server fell behind the rate), or the connection was lost",
                 g.name, g.unsent, g.pipeline
             );
         }

@@ -48,7 +48,7 @@ pub struct GroupStats {
     pub errors: [u64; 6],
     pub connect_failures: u64,
     /// Open loop: requests due before the end that were never sent,
-    /// because the connection already had `pipeline` in flight.
+    /// because the connection already had `pipeline` in flight (or was lost).
     pub unsent: u64,
     pub first_error: Option<String>,
     /// When the last reply arrived, and from the run's start until then.
@@ -464,7 +464,11 @@ struct OpenLoop {
 fn client_thread(conns: Vec<(usize, usize)>, shared: &Shared) -> ThreadOutput {
     set_timer_slack();
     let mut stats: Vec<GroupStats> = shared.specs.iter().map(|_| GroupStats::new()).collect();
-    let event_loop = EventLoop::connect(&conns, shared, &mut stats);
+    // Whatever happens, reach the barrier: the other threads wait there.
+    let event_loop = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        EventLoop::connect(&conns, shared, &mut stats)
+    }))
+    .unwrap_or_else(|_| Err(io::Error::other("panicked while connecting")));
     shared.barrier.wait();
     match event_loop {
         Ok(mut event_loop) => {
@@ -472,7 +476,10 @@ fn client_thread(conns: Vec<(usize, usize)>, shared: &Shared) -> ThreadOutput {
             ThreadOutput { stats, elapsed }
         }
         Err(e) => {
+            // None of this thread's connections can be driven.
+            stats = shared.specs.iter().map(|_| GroupStats::new()).collect();
             for &(g, _) in &conns {
+                stats[g].connect_failures += 1;
                 stats[g].fail(ErrorKind::Connection, 1, || format!("client setup: {e}"));
             }
             ThreadOutput {
@@ -663,7 +670,7 @@ impl EventLoop {
         for slot in &self.slots {
             let s = &mut stats[slot.conn.group];
             if let Some(open) = &slot.open {
-                if !slot.dead && open.next_due < end {
+                if open.next_due < end {
                     let behind = end.duration_since(open.next_due).as_secs_f64();
                     s.unsent += (behind / open.interval.as_secs_f64()).ceil() as u64;
                 }

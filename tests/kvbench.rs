@@ -1,0 +1,551 @@
+//! kvbench against a real kvserve: the counts it reports must match what
+//! the server says it executed (`stats` before and after), errors and
+//! misses must be counted, and `compare` must run and clean up by itself.
+//! Every run is short (about a second) and bounded; no timing assertions.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{free_port, stat_u64, stats, KvServer, PATTERNS};
+use serde_json::Value;
+
+/// Longest any kvbench invocation here may take before it is killed.
+const KVBENCH_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs kvbench with `args`; kills it after [`KVBENCH_LIMIT`].
+fn kvbench_output(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kvbench");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + KVBENCH_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Runs kvbench with `args` plus `--json --quiet`; its JSON report.
+fn kvbench_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--quiet"]);
+    let out = kvbench_output(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kvbench {all:?} failed: {}\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "kvbench {all:?}: stdout is not JSON ({e}):\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn u(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} is not a count in {v}"))
+}
+
+fn f(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is not a number in {v}"))
+}
+
+/// The server's `stats` as (name, value) pairs.
+fn server_stats(server: &KvServer) -> Vec<(String, String)> {
+    stats(&mut server.connect(), "")
+}
+
+/// Server-side command counts between two `stats` snapshots.
+struct Delta {
+    cmd_get: u64,
+    cmd_set: u64,
+    get_hits: u64,
+    get_misses: u64,
+    store_too_large: u64,
+}
+
+fn delta(before: &[(String, String)], after: &[(String, String)]) -> Delta {
+    let d = |name| stat_u64(after, name) - stat_u64(before, name);
+    Delta {
+        cmd_get: d("cmd_get"),
+        cmd_set: d("cmd_set"),
+        get_hits: d("get_hits"),
+        get_misses: d("get_misses"),
+        store_too_large: d("store_too_large"),
+    }
+}
+
+/// Runs kvbench against `server` with `args` (plus --server, --json),
+/// reading `stats` around it.
+fn run_measured(server: &KvServer, args: &[&str]) -> (Value, Delta) {
+    let addr = server.addr().to_string();
+    let before = server_stats(server);
+    let mut all = vec!["run", "--server", &addr];
+    all.extend_from_slice(args);
+    let report = kvbench_json(&all);
+    let after = server_stats(server);
+    (report, delta(&before, &after))
+}
+
+fn assert_latency_sane(group: &Value) {
+    let l = &group["latency_us"];
+    let (p50, p90, p99, p999, max) = (
+        f(l, "p50"),
+        f(l, "p90"),
+        f(l, "p99"),
+        f(l, "p999"),
+        f(l, "max"),
+    );
+    assert!(p50 > 0.0, "p50 is zero: {l}");
+    assert!(
+        p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "percentiles out of order: {l}"
+    );
+}
+
+/// Requests, gets and sets add up within a group (or the total).
+fn assert_consistent(g: &Value) {
+    assert_eq!(u(g, "requests"), u(g, "gets") + u(g, "sets"), "{g}");
+    assert_eq!(
+        u(g, "errors"),
+        g["error_kinds"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        "{g}"
+    );
+}
+
+#[test]
+fn counts_match_server_stats_for_every_pattern() {
+    for pattern in PATTERNS {
+        let mut server = KvServer::start(pattern, &["--threads", "2"]);
+        let (r, d) = run_measured(
+            &server,
+            &[
+                "--duration",
+                "1",
+                "--connections",
+                "8",
+                "--client-threads",
+                "2",
+                "--keys",
+                "200",
+                "--get-ratio",
+                "3:1",
+            ],
+        );
+        let t = &r["total"];
+        assert_consistent(t);
+        assert!(u(t, "requests") > 0, "{pattern}: no requests: {r}");
+        assert_eq!(
+            u(t, "errors"),
+            0,
+            "{pattern}: errors against a healthy server: {r}"
+        );
+        assert_eq!(u(&r["warmup"], "sets"), 200, "{pattern}: {r}");
+        assert_eq!(u(&r["warmup"], "errors"), 0, "{pattern}: {r}");
+        assert_eq!(u(t, "get_keys"), u(t, "gets"), "single-key gets");
+        assert_eq!(
+            d.cmd_get,
+            u(t, "get_keys"),
+            "{pattern}: cmd_get vs kvbench: {r}"
+        );
+        assert_eq!(
+            d.cmd_set,
+            u(t, "sets") + u(&r["warmup"], "sets"),
+            "{pattern}: cmd_set vs kvbench (warmup included): {r}"
+        );
+        assert_eq!(d.get_hits, u(t, "hits"), "{pattern}: {r}");
+        assert_eq!(d.get_misses, u(t, "misses"), "{pattern}: {r}");
+        assert_eq!(u(t, "misses"), 0, "{pattern}: every key was warmed up: {r}");
+        assert_eq!(r["groups"].as_array().unwrap().len(), 1);
+        assert_latency_sane(&r["groups"][0]);
+        assert!(f(t, "ops_per_sec") > 0.0);
+        assert!(
+            server.stop().success(),
+            "{pattern}: {}",
+            server.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn pipelined_multigets_count_keys() {
+    let mut server = KvServer::start("worker-pool", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+            "--pipeline",
+            "8",
+            "--multiget",
+            "4",
+            "--get-ratio",
+            "1:1",
+            "--keys",
+            "50",
+            "--value-size",
+            "10-300",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert_eq!(u(t, "errors"), 0, "{r}");
+    assert!(u(t, "gets") > 0 && u(t, "sets") > 0, "{r}");
+    assert_eq!(u(t, "get_keys"), 4 * u(t, "gets"), "{r}");
+    assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
+    assert_eq!(d.cmd_set, u(t, "sets") + u(&r["warmup"], "sets"), "{r}");
+    assert_eq!(d.get_hits + d.get_misses, d.cmd_get);
+    assert_eq!(d.get_hits, u(t, "hits"), "{r}");
+    assert_latency_sane(&r["groups"][0]);
+    server.stop();
+}
+
+#[test]
+fn misses_are_counted() {
+    let mut server = KvServer::start("multi-reader", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+            "--no-warmup",
+            "--key-prefix",
+            "never-set:",
+            "--get-ratio",
+            "1:0",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert_eq!(u(t, "errors"), 0, "{r}");
+    assert!(u(t, "gets") > 0, "{r}");
+    assert_eq!(u(t, "sets"), 0, "{r}");
+    assert_eq!(u(t, "hits"), 0, "{r}");
+    assert_eq!(u(t, "misses"), u(t, "get_keys"), "every get misses: {r}");
+    assert_eq!(d.get_misses, u(t, "misses"), "server's get_misses: {r}");
+    assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
+    assert_eq!(d.cmd_set, 0, "warmup was off: {r}");
+    assert_eq!(r["warmup"]["enabled"], false);
+    assert_latency_sane(&r["groups"][0]);
+    server.stop();
+}
+
+#[test]
+fn server_errors_are_counted() {
+    // Items over -I are refused with SERVER_ERROR object too large for cache.
+    let mut server = KvServer::start("basic", &["-I", "2k"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "2",
+            "--pipeline",
+            "4",
+            "--no-warmup",
+            "--value-size",
+            "4096",
+            "--get-ratio",
+            "0:1",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert!(u(t, "sets") > 0, "{r}");
+    assert_eq!(u(t, "errors"), u(t, "sets"), "every set fails: {r}");
+    assert_eq!(u(&t["error_kinds"], "server_error"), u(t, "errors"), "{r}");
+    assert_eq!(
+        d.store_too_large,
+        u(t, "errors"),
+        "server's store_too_large: {r}"
+    );
+    let first = t["first_error"].as_str().unwrap_or_default();
+    assert!(first.starts_with("SERVER_ERROR"), "first error: {first:?}");
+    assert_latency_sane(&r["groups"][0]);
+    // The connection stays usable: a get right after still works.
+    let (r, d) = run_measured(
+        &server,
+        &["--duration", "0.3", "--connections", "1", "--keys", "10"],
+    );
+    assert_eq!(u(&r["total"], "errors"), 0, "{r}");
+    assert_eq!(d.cmd_get, u(&r["total"], "get_keys"), "{r}");
+    server.stop();
+}
+
+#[test]
+fn open_loop_counts_and_schedule() {
+    let mut server = KvServer::start("multi-reader", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+            "--rate",
+            "400",
+            "--keys",
+            "100",
+        ],
+    );
+    let t = &r["total"];
+    let g = &r["groups"][0];
+    assert_consistent(t);
+    assert_eq!(g["mode"], "open");
+    assert_eq!(u(t, "errors"), 0, "{r}");
+    // The schedule has 400 requests in the second (each connection's
+    // staggered slots before the end), sent or overdue.
+    let scheduled = u(t, "requests") + u(t, "unsent");
+    assert!(
+        (390..=404).contains(&scheduled),
+        "{scheduled} scheduled: {r}"
+    );
+    assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
+    assert_eq!(d.cmd_set, u(t, "sets") + u(&r["warmup"], "sets"), "{r}");
+    assert_latency_sane(g);
+    server.stop();
+}
+
+#[test]
+fn skewed_reports_light_and_heavy_separately() {
+    let mut server = KvServer::start("worker-pool", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--workload",
+            "skewed",
+            "--duration",
+            "1",
+            "--connections",
+            "6",
+            "--rate",
+            "300",
+            "--heavy-connections",
+            "1",
+            "--heavy-value-size",
+            "1k",
+            "--heavy-keys",
+            "64",
+            "--client-threads",
+            "2",
+        ],
+    );
+    let groups = r["groups"].as_array().unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["light", "heavy"]);
+    let (light, heavy) = (&groups[0], &groups[1]);
+    assert_eq!(light["mode"], "open");
+    assert_eq!(heavy["mode"], "closed");
+    assert_eq!(u(light, "connections"), 6);
+    assert_eq!(u(heavy, "connections"), 1);
+    assert_eq!(u(heavy, "get_keys"), 16 * u(heavy, "gets"), "{r}");
+    assert_eq!(u(light, "get_keys"), u(light, "gets"), "{r}");
+    for g in groups {
+        assert_consistent(g);
+        assert_eq!(u(g, "errors"), 0, "{r}");
+        assert_eq!(u(g, "misses"), 0, "{r}");
+        assert!(u(g, "requests") > 0, "{r}");
+        assert_latency_sane(g);
+    }
+    assert_eq!(
+        d.cmd_get,
+        u(light, "get_keys") + u(heavy, "get_keys"),
+        "{r}"
+    );
+    assert_eq!(
+        d.cmd_set,
+        u(&r["warmup"], "sets"),
+        "gets only, after warmup: {r}"
+    );
+    assert_eq!(u(&r["warmup"], "sets"), 10_000 + 64);
+    server.stop();
+}
+
+#[test]
+fn one_client_thread_drives_a_thousand_connections() {
+    let mut server = KvServer::start("multi-reader", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--workload",
+            "many-conns",
+            "--client-threads",
+            "1",
+            "--duration",
+            "1",
+            "--keys",
+            "100",
+        ],
+    );
+    let t = &r["total"];
+    assert_eq!(u(&r, "client_threads"), 1);
+    assert_eq!(u(t, "connections"), 1000);
+    assert_consistent(t);
+    assert_eq!(u(t, "errors"), 0, "{}", t["first_error"]);
+    assert_eq!(u(t, "connect_failures"), 0);
+    assert!(
+        u(t, "requests") >= 1000,
+        "every connection got a reply: {r}"
+    );
+    assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
+    assert_eq!(d.cmd_set, u(t, "sets") + u(&r["warmup"], "sets"), "{r}");
+    server.stop();
+}
+
+#[test]
+fn connection_failures_are_counted() {
+    // Nothing listens on a port that was free a moment ago.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let r = kvbench_json(&[
+        "run",
+        "--server",
+        &addr,
+        "--duration",
+        "0.2",
+        "--connections",
+        "3",
+        "--no-warmup",
+    ]);
+    let t = &r["total"];
+    assert_eq!(u(t, "requests"), 0, "{r}");
+    assert_eq!(u(t, "connect_failures"), 3, "{r}");
+    assert_eq!(u(&t["error_kinds"], "connection"), 3, "{r}");
+    assert_eq!(u(t, "errors"), 3, "{r}");
+}
+
+#[test]
+fn remote_servers_are_refused() {
+    let out = kvbench_output(&["run", "--server", "192.0.2.1:11211", "--duration", "0.1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn compare_starts_servers_reads_thread_stats_and_draws() {
+    let dir = std::env::temp_dir().join(format!("kvbench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("compare.svg");
+    let svg_arg = svg.to_str().unwrap();
+    let report = kvbench_json(&[
+        "compare",
+        "--threads",
+        "2",
+        "--duration",
+        "0.5",
+        "--workload",
+        "uniform",
+        "--patterns",
+        "basic,worker-pool",
+        "--no-memcached",
+        "--kvserve",
+        env!("CARGO_BIN_EXE_kvserve"),
+        "--server-arg=-R",
+        "--server-arg",
+        "10",
+        "--svg",
+        svg_arg,
+    ]);
+    let rows = report["rows"].as_array().unwrap();
+    let servers: Vec<&str> = rows.iter().map(|r| r["server"].as_str().unwrap()).collect();
+    assert_eq!(servers, ["basic", "worker-pool"], "{report}");
+    assert_eq!(report["server_args"], serde_json::json!(["-R", "10"]));
+    for row in rows {
+        assert_eq!(row["workload"], "uniform");
+        assert_eq!(u(row, "errors"), 0, "{row}");
+        assert!(f(row, "ops_per_sec") > 0.0);
+        assert!(f(row, "p50_us") <= f(row, "p99_us"));
+        let imbalance = f(row, "imbalance");
+        assert!(imbalance >= 1.0, "{row}");
+        let threads = row["threads"].as_array().unwrap();
+        let executed: u64 = threads
+            .iter()
+            .filter(|t| t["role"] != "dispatch" && t["role"] != "acceptor")
+            .map(|t| u(t, "requests"))
+            .sum();
+        // Every request kvbench got a reply to was executed by some thread
+        // (plus the `stats threads` request itself).
+        assert!(executed >= u(row, "requests"), "{row}");
+    }
+    assert_eq!(f(&rows[0], "imbalance"), 1.0, "basic has one thread");
+    let roles: Vec<&str> = rows[1]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["dispatch", "worker", "worker"]);
+    let text = std::fs::read_to_string(&svg).expect("the chart was written");
+    assert!(text.starts_with("<svg") && text.contains("worker-pool"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compare_passes_server_args_to_kvserve() {
+    // An argument kvserve rejects proves it got there: the server cannot
+    // start, and compare says why.
+    let out = kvbench_output(&[
+        "compare",
+        "--duration",
+        "0.2",
+        "--workload",
+        "uniform",
+        "--patterns",
+        "basic",
+        "--no-memcached",
+        "--no-svg",
+        "--quiet",
+        "--kvserve",
+        env!("CARGO_BIN_EXE_kvserve"),
+        "--server-arg=--no-such-flag",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--no-such-flag"), "{stderr}");
+}
