@@ -19,9 +19,13 @@
 //! Ordering: a connection has at most one batch in flight. Its next batch is
 //! parsed only when the previous one has come back, so a connection's
 //! requests execute, and are answered, in the order they were sent, while
-//! different connections' batches spread over all workers. The cost is one
-//! queue hand-off and one wake-up per batch, not per request; wake-ups of the
-//! dispatch thread are coalesced by its [`Notifier`].
+//! different connections' batches spread over all workers.
+//!
+//! Hand-off cost: the batches parsed in one round of the dispatch loop go out
+//! at its end as at most one share per worker, so a round costs at most one
+//! queue hand-off and one wake-up per worker, not one per request or per
+//! connection; a worker wakes the dispatch thread once per share, and those
+//! wake-ups are coalesced by its [`Notifier`].
 
 use std::io;
 use std::sync::Arc;
@@ -72,7 +76,7 @@ pub fn run(
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
     let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
-    let (work_tx, work_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
+    let (work_tx, work_rx) = crossbeam_channel::unbounded::<Share>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
     let stats = engine.stats.register(Role::Dispatch);
 
@@ -94,6 +98,8 @@ pub fn run(
         notifier,
         clients: Slab::new(),
         work: work_tx,
+        workers,
+        outbox: Vec::new(),
         done: done_rx,
         in_flight: 0,
         engine: Arc::clone(engine),
@@ -107,34 +113,40 @@ pub fn run(
     Ok(())
 }
 
-/// A worker: executes batches until the queue closes.
+/// A worker's part of one dispatch round: batches of different connections.
+type Share = Vec<Box<Batch>>;
+
+/// A worker: executes shares of batches until the queue closes, and wakes
+/// the dispatch thread once per share.
 fn work(
-    queue: &Receiver<Box<Batch>>,
+    queue: &Receiver<Share>,
     done: &Sender<Box<Batch>>,
     notifier: &Notifier,
     engine: &Engine,
     stats: &ThreadStats,
 ) {
-    while let Ok(mut batch) = queue.recv() {
+    while let Ok(share) = queue.recv() {
         let started = Instant::now();
         let now = crate::store::unix_now();
-        let Batch {
-            input,
-            requests,
-            output,
-            close,
-            ..
-        } = &mut *batch;
-        for (request, at) in requests.iter() {
-            if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
-                *close = true;
-                break;
+        for mut batch in share {
+            let Batch {
+                input,
+                requests,
+                output,
+                close,
+                ..
+            } = &mut *batch;
+            for (request, at) in requests.iter() {
+                if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
+                    *close = true;
+                    break;
+                }
+            }
+            if done.send(batch).is_err() {
+                return;
             }
         }
         stats.busy_us.add(started.elapsed().as_micros() as u64);
-        if done.send(batch).is_err() {
-            return;
-        }
         notifier.notify();
     }
 }
@@ -145,7 +157,10 @@ struct Dispatch {
     listener: TcpListener,
     notifier: Arc<Notifier>,
     clients: Slab<Client>,
-    work: Sender<Box<Batch>>,
+    work: Sender<Share>,
+    workers: usize,
+    /// Batches parsed in this round, sent to the workers at its end.
+    outbox: Vec<Box<Batch>>,
     done: Receiver<Box<Batch>>,
     in_flight: usize,
     engine: Arc<Engine>,
@@ -183,6 +198,7 @@ impl Dispatch {
                 }
             }
             retry_accept = self.accept().is_err();
+            self.send_outbox();
             // A connection whose batch is out is busy, not idle.
             for i in idle_check.expired(&self.clients, |c| &c.conn) {
                 if self.clients[i].batch.is_some() {
@@ -264,10 +280,25 @@ impl Dispatch {
             }
             Step::Sent(batch) => {
                 self.in_flight += 1;
-                // The workers hold the queue's receivers until this thread drops it.
-                let _ = self.work.send(batch);
+                self.outbox.push(batch);
             }
             Step::Close => self.close(i),
+        }
+    }
+
+    /// Ends a round: splits the batches parsed during it into one share per
+    /// worker (at most), so that a round costs at most one queue hand-off
+    /// and one wake-up per worker however many connections it served.
+    fn send_outbox(&mut self) {
+        let batches = self.outbox.len();
+        if batches == 0 {
+            return;
+        }
+        let shares = self.workers.min(batches);
+        for k in (0..shares).rev() {
+            let share = self.outbox.split_off(batches * k / shares);
+            // The workers hold the queue's receivers until this thread drops it.
+            let _ = self.work.send(share);
         }
     }
 
