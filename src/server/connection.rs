@@ -56,8 +56,10 @@ pub struct Connection {
     swallow: usize,
     output: Vec<u8>,
     written: usize,
-    /// Set by readiness events, cleared when a read would block.
-    pub readable: bool,
+    /// Set by readiness events, cleared once the socket is known drained.
+    readable: bool,
+    /// The peer has shut down its sending side (seen in an event).
+    read_closed: bool,
     /// No more requests: close once the output is written.
     closing: bool,
     /// Whether the poller also watches for writability. Only while output
@@ -79,6 +81,7 @@ impl Connection {
             output: Vec::new(),
             written: 0,
             readable: true,
+            read_closed: false,
             closing: false,
             watching_writes: false,
             last_read: Instant::now(),
@@ -166,6 +169,12 @@ impl Connection {
         }
     }
 
+    /// Takes note of a readiness event for this connection.
+    pub fn on_event(&mut self, event: &mio::event::Event) {
+        self.readable |= event.is_readable() || event.is_read_closed();
+        self.read_closed |= event.is_read_closed();
+    }
+
     /// Reads once from the socket. `Ok(true)`: got bytes; `Ok(false)`: it
     /// would block; an end of stream closes once the output is written.
     pub fn fill(&mut self, stats: &ThreadStats) -> io::Result<bool> {
@@ -180,6 +189,13 @@ impl Connection {
                     return Ok(false);
                 }
                 Ok(n) => {
+                    // A read that did not fill the space offered took all the
+                    // socket had (as memcached assumes), so skip the read that
+                    // would only say EAGAIN: edge-triggered polling reports the
+                    // next arrival, and the peer's FIN came with the event.
+                    if self.end + n < self.input.len() && !self.read_closed {
+                        self.readable = false;
+                    }
                     self.end += n;
                     self.last_read = Instant::now();
                     stats.bytes_read.add(n as u64);

@@ -109,7 +109,7 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     Token(i) => {
                         if let Some(conn) = self.connections.get_mut(i) {
-                            conn.readable |= event.is_readable() || event.is_read_closed();
+                            conn.on_event(event);
                             self.serve(i);
                         }
                     }

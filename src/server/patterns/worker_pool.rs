@@ -191,7 +191,7 @@ impl Dispatch {
                     LISTENER => {}
                     Token(i) => {
                         if let Some(client) = self.clients.get_mut(i) {
-                            client.conn.readable |= event.is_readable() || event.is_read_closed();
+                            client.conn.on_event(event);
                             self.serve(i);
                         }
                     }
