@@ -15,6 +15,7 @@
 use std::io;
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
@@ -61,6 +62,7 @@ pub fn run(
                 return Err(e.into());
             }
         }
+        let started = Instant::now();
         let result = accept_pending(&listener, engine, &stats, |stream| {
             let (inbox, notifier) = &inboxes[next];
             next = (next + 1) % inboxes.len();
@@ -70,6 +72,7 @@ pub fn run(
             }
         });
         retry = result.is_err();
+        stats.busy_us.add(started.elapsed().as_micros() as u64);
     }
     drop(listener);
     drop(inboxes);
