@@ -91,11 +91,16 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     }
 }
 
-/// Whether a line with no newline yet may be a long multi-get, which gets a
-/// larger bound (memcached checks the same two prefixes).
+/// Whether a line with no newline yet is, or may still turn out to be, a
+/// long multi-get, which gets a larger bound. memcached checks the same two
+/// prefixes after at most 100 leading spaces.
 fn is_multiget(buf: &[u8]) -> bool {
-    let start = buf.iter().take(100).position(|&b| b != b' ').unwrap_or(0);
-    buf[start..].starts_with(b"get ") || buf[start..].starts_with(b"gets ")
+    let spaces = buf.iter().take(101).take_while(|&&b| b == b' ').count();
+    let first_word = &buf[spaces..];
+    spaces <= 100
+        && [b"get ".as_slice(), b"gets "]
+            .iter()
+            .any(|prefix| first_word.starts_with(prefix) || prefix.starts_with(first_word))
 }
 
 /// A command line split on spaces, as memcached's `tokenize_command`.

@@ -65,7 +65,7 @@ struct Batch {
 struct Client {
     conn: Connection,
     /// The connection's batch while it is home; `None` while a worker has it.
-    batch: Option<Box<Batch>>,
+    batch: Option<Batch>,
 }
 
 /// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
@@ -77,7 +77,7 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
     let (work_tx, work_rx) = crossbeam_channel::unbounded::<Share>();
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Box<Batch>>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Batch>();
     let stats = engine.stats.register(Role::Dispatch);
 
     let mut threads = Vec::new();
@@ -114,13 +114,13 @@ pub fn run(
 }
 
 /// A worker's part of one dispatch round: batches of different connections.
-type Share = Vec<Box<Batch>>;
+type Share = Vec<Batch>;
 
 /// A worker: executes shares of batches until the queue closes, and wakes
 /// the dispatch thread once per share.
 fn work(
     queue: &Receiver<Share>,
-    done: &Sender<Box<Batch>>,
+    done: &Sender<Batch>,
     notifier: &Notifier,
     engine: &Engine,
     stats: &ThreadStats,
@@ -135,7 +135,7 @@ fn work(
                 output,
                 close,
                 ..
-            } = &mut *batch;
+            } = &mut batch;
             for (request, at) in requests.iter() {
                 if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
                     *close = true;
@@ -160,8 +160,8 @@ struct Dispatch {
     work: Sender<Share>,
     workers: usize,
     /// Batches parsed in this round, sent to the workers at its end.
-    outbox: Vec<Box<Batch>>,
-    done: Receiver<Box<Batch>>,
+    outbox: Vec<Batch>,
+    done: Receiver<Batch>,
     in_flight: usize,
     engine: Arc<Engine>,
     stats: Arc<ThreadStats>,
@@ -229,13 +229,13 @@ impl Dispatch {
                 connection_closed(&self.engine);
                 continue;
             }
-            let batch = Box::new(Batch {
+            let batch = Batch {
                 token: i,
                 input: Vec::new(),
                 requests: Vec::new(),
                 output: Vec::new(),
                 close: false,
-            });
+            };
             entry.insert(Client {
                 conn,
                 batch: Some(batch),
@@ -334,20 +334,15 @@ impl Dispatch {
 /// Where a connection stands after [`advance`].
 enum Step {
     /// Waiting for the client (to send or to read); the batch stays home.
-    Home(Box<Batch>),
+    Home(Batch),
     /// Parsed requests are ready for a worker.
-    Sent(Box<Batch>),
+    Sent(Batch),
     Close,
 }
 
 /// Writes pending replies, then parses the next batch of requests, reading
 /// more when none is complete.
-fn advance(
-    conn: &mut Connection,
-    mut batch: Box<Batch>,
-    engine: &Engine,
-    stats: &ThreadStats,
-) -> Step {
+fn advance(conn: &mut Connection, mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
     loop {
         match conn.flush(stats) {
             Ok(true) => {}
