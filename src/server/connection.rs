@@ -175,6 +175,12 @@ impl Connection {
         self.read_closed |= event.is_read_closed();
     }
 
+    /// Reads again even without a new event: at shutdown, bytes may wait
+    /// in the socket whose event was not yet taken.
+    pub fn expect_input(&mut self) {
+        self.readable = true;
+    }
+
     /// Reads once from the socket. `Ok(true)`: got bytes; `Ok(false)`: it
     /// would block; an end of stream closes once the output is written.
     pub fn fill(&mut self, stats: &ThreadStats) -> io::Result<bool> {

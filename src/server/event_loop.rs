@@ -26,6 +26,9 @@ pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const POLL_TIMEOUT: Duration = Duration::from_millis(500);
 /// How soon a loop retries accepting after an error such as EMFILE.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+/// The most requests a connection is served at shutdown, so a client that
+/// keeps sending cannot hold the process up.
+const DRAIN_REQUESTS: usize = 10_000;
 /// How long shutdown waits for replies to drain to slow clients.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -211,7 +214,9 @@ impl EventLoop {
         let keys: Vec<usize> = self.connections.iter().map(|(i, _)| i).collect();
         for &i in &keys {
             if let Some(conn) = self.connections.get_mut(i) {
-                conn.serve(&self.engine, &self.stats, usize::MAX);
+                // The last poll's events were not taken: read regardless.
+                conn.expect_input();
+                conn.serve(&self.engine, &self.stats, DRAIN_REQUESTS);
                 conn.set_closing();
             }
         }

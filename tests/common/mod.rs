@@ -652,3 +652,210 @@ pub fn read_expected(stream: &mut TcpStream, expected: &[u8], what: &str) {
         );
     }
 }
+
+// ---------------------------------------------------------------------
+// Helpers of the reliability suite and the soak (tests/reliability.rs,
+// tests/soak.rs).
+
+/// Open file descriptors of a process, from /proc/PID/fd (0 if unreadable).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// Closes `stream` with an RST instead of a FIN (SO_LINGER 0), as a client
+/// that crashes or times out mid-request does.
+pub fn reset_close(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// A small deterministic generator (xorshift64*): failures reproduce from
+/// their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// A size from 1 to `max`, uniform in its logarithm: mostly small
+    /// values, some large ones.
+    pub fn log_size(&mut self, max: usize) -> usize {
+        let bits = usize::BITS - max.leading_zeros();
+        let top = 1usize << self.below(bits as usize);
+        (top + self.below(top)).clamp(1, max)
+    }
+}
+
+/// The `p` quantile (0..=1) of some durations (`ZERO` for none).
+pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// One item of a `get`/`gets` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub key: String,
+    pub flags: u32,
+    pub data: Vec<u8>,
+}
+
+/// Parses a whole `get`/`gets` reply (`VALUE` items, then `END`).
+pub fn parse_get_reply(reply: &[u8]) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut pos = 0;
+    loop {
+        let rest = &reply[pos..];
+        let eol = find_crlf(rest).ok_or_else(|| format!("no line end: {}", show(rest)))?;
+        let line = String::from_utf8_lossy(&rest[..eol]).to_string();
+        if line == "END" {
+            if eol + 2 != rest.len() {
+                return Err(format!("bytes after END: {}", show(&rest[eol + 2..])));
+            }
+            return Ok(items);
+        }
+        let words: Vec<&str> = line.split(' ').collect();
+        let (key, flags, len) = match words[..] {
+            ["VALUE", key, flags, len] | ["VALUE", key, flags, len, _] => (key, flags, len),
+            _ => return Err(format!("not a VALUE line: {line:?}")),
+        };
+        let flags: u32 = flags.parse().map_err(|_| format!("bad flags: {line:?}"))?;
+        let len: usize = len.parse().map_err(|_| format!("bad length: {line:?}"))?;
+        let data_start = eol + 2;
+        if rest.len() < data_start + len + 2
+            || &rest[data_start + len..data_start + len + 2] != b"\r\n"
+        {
+            return Err(format!("bad data block after {line:?}"));
+        }
+        items.push(Item {
+            key: key.to_string(),
+            flags,
+            data: rest[data_start..data_start + len].to_vec(),
+        });
+        pos += data_start + len + 2;
+    }
+}
+
+/// Whether `line` (without its `\r\n`) is one of memcached's error replies.
+pub fn is_error_line(line: &[u8]) -> bool {
+    line == b"ERROR" || line.starts_with(b"CLIENT_ERROR ") || line.starts_with(b"SERVER_ERROR ")
+}
+
+/// The value of version `version` of `key`, `len` bytes long, and the flags
+/// it is stored with. The data is `KEY#VERSION#LEN#` repeated (cut at
+/// `len`); the flags carry the low 16 bits of the version and a 16-bit
+/// checksum of key, version and data, so that even a 1-byte value read
+/// back under the wrong key, or altered, is detected.
+pub fn checked_value(key: &str, version: u64, len: usize) -> (u32, Vec<u8>) {
+    let header = format!("{key}#{version}#{len}#");
+    let mut data = Vec::with_capacity(len + header.len());
+    data.extend_from_slice(header.as_bytes());
+    while data.len() < len {
+        let n = data.len().min(len - data.len());
+        data.extend_from_within(..n);
+    }
+    data.truncate(len);
+    let v16 = (version & 0xffff) as u32;
+    (v16 << 16 | checksum16(key.as_bytes(), v16, &data), data)
+}
+
+/// Checks a value read back under `key` against [`checked_value`]'s
+/// scheme; `Ok(Some(version))` when the value is long enough to name its
+/// version, `Ok(None)` for a short (but consistent) one.
+pub fn verify_value(key: &str, flags: u32, data: &[u8]) -> Result<Option<u64>, String> {
+    let v16 = flags >> 16;
+    if flags & 0xffff != checksum16(key.as_bytes(), v16, data) {
+        return Err(format!(
+            "checksum mismatch for {key}: flags {flags:#x}, {} bytes: {}",
+            data.len(),
+            show_max(data, 80)
+        ));
+    }
+    let prefix = format!("{key}#");
+    if data.len() <= prefix.len() {
+        return if prefix.as_bytes().starts_with(data) {
+            Ok(None)
+        } else {
+            Err(format!("{key}: short value {} is not its own", show(data)))
+        };
+    }
+    if !data.starts_with(prefix.as_bytes()) {
+        return Err(format!("{key}: foreign value {}", show_max(data, 80)));
+    }
+    // `KEY#VERSION#LEN#...`: when the header is whole, regenerate and compare.
+    let text = &data[prefix.len()..];
+    let fields: Vec<&[u8]> = text.splitn(3, |&b| b == b'#').collect();
+    let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+    if let [version, len, _] = fields[..] {
+        let (Some(version), Some(len)) = (number(version), number(len)) else {
+            return Err(format!("{key}: garbled header {}", show_max(data, 80)));
+        };
+        let (want_flags, want) = checked_value(key, version, len as usize);
+        if want_flags != flags || want != data {
+            return Err(format!(
+                "{key}: version {version} of {len} bytes is corrupted (got {} bytes: {})",
+                data.len(),
+                show_max(data, 80)
+            ));
+        }
+        return Ok(Some(version));
+    }
+    if !text.iter().all(|&b| b.is_ascii_digit() || b == b'#') {
+        return Err(format!("{key}: garbled short value {}", show(data)));
+    }
+    Ok(None)
+}
+
+/// A 16-bit checksum of key, version and data (64-bit multiply-xor over
+/// 8-byte words, fast enough in debug builds).
+fn checksum16(key: &[u8], v16: u32, data: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(v16);
+    let mut mix = |w: u64| {
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    };
+    for part in [key, &[0xff], data] {
+        let mut words = part.chunks_exact(8);
+        for w in &mut words {
+            mix(u64::from_le_bytes(w.try_into().unwrap()));
+        }
+        for &b in words.remainder() {
+            mix(u64::from(b) | 0x100);
+        }
+    }
+    mix(data.len() as u64);
+    ((h >> 48) ^ (h >> 16)) as u32 & 0xffff
+}

@@ -56,6 +56,10 @@ struct Batch {
     input: Vec<u8>,
     /// Each request with the offset in `input` its spans are relative to.
     requests: Vec<(Request, usize)>,
+    /// The first request not executed yet: a worker stops early once the
+    /// replies pass `--max-pending-output`, and the batch goes out again
+    /// when they have been written.
+    next: usize,
     output: Vec<u8>,
     /// A `quit` was executed: close after writing.
     close: bool,
@@ -132,13 +136,19 @@ fn work(
             let Batch {
                 input,
                 requests,
+                next,
                 output,
                 close,
                 ..
             } = &mut batch;
-            for (request, at) in requests.iter() {
+            while let Some((request, at)) = requests.get(*next) {
+                *next += 1;
                 if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
                     *close = true;
+                    *next = requests.len();
+                    break;
+                }
+                if output.len() >= engine.settings.max_pending_output {
                     break;
                 }
             }
@@ -233,6 +243,7 @@ impl Dispatch {
                 token: i,
                 input: Vec::new(),
                 requests: Vec::new(),
+                next: 0,
                 output: Vec::new(),
                 close: false,
             };
@@ -248,17 +259,22 @@ impl Dispatch {
     /// Batches that workers finished: hand their replies to the connections.
     fn take_done(&mut self) {
         self.notifier.clear();
-        while let Ok(mut batch) = self.done.try_recv() {
-            self.in_flight -= 1;
-            let i = batch.token;
-            let client = &mut self.clients[i];
-            client.conn.absorb_output(&mut batch.output);
-            if batch.close {
-                client.conn.set_closing();
-            }
-            client.batch = Some(batch);
-            self.serve(i);
+        while let Ok(batch) = self.done.try_recv() {
+            self.finish(batch);
         }
+    }
+
+    /// A batch is back: its replies go to the connection, which moves on.
+    fn finish(&mut self, mut batch: Batch) {
+        self.in_flight -= 1;
+        let i = batch.token;
+        let client = &mut self.clients[i];
+        client.conn.absorb_output(&mut batch.output);
+        if batch.close {
+            client.conn.set_closing();
+        }
+        client.batch = Some(batch);
+        self.serve(i);
     }
 
     /// Moves connection `i` along, unless a worker has its batch.
@@ -313,12 +329,20 @@ impl Dispatch {
     fn drain(&mut self) {
         let _ = self.poll.registry().deregister(&mut self.listener);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
+        // Last call: what clients sent before the signal may still be in the
+        // sockets, with its readiness event not yet taken.
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for &i in &keys {
+            if let Some(client) = self.clients.get_mut(i) {
+                client.conn.expect_input();
+                self.serve(i);
+            }
+        }
+        self.send_outbox();
         while self.in_flight > 0 && Instant::now() < deadline {
-            if let Ok(mut batch) = self.done.recv_timeout(Duration::from_millis(50)) {
-                self.in_flight -= 1;
-                let client = &mut self.clients[batch.token];
-                client.conn.absorb_output(&mut batch.output);
-                client.batch = Some(batch);
+            if let Ok(batch) = self.done.recv_timeout(Duration::from_millis(50)) {
+                self.finish(batch);
+                self.send_outbox();
             }
         }
         drain_output(&mut self.poll, &mut self.clients, &self.stats, |c| {
@@ -349,10 +373,15 @@ fn advance(conn: &mut Connection, mut batch: Batch, engine: &Engine, stats: &Thr
             Ok(false) => return Step::Home(batch),
             Err(_) => return Step::Close,
         }
+        if batch.next < batch.requests.len() {
+            // The rest of a batch that the output bound cut short.
+            return Step::Sent(batch);
+        }
         if conn.is_closing() {
             return Step::Close;
         }
         batch.requests.clear();
+        batch.next = 0;
         while batch.requests.len() < engine.settings.reqs_per_event {
             match conn.next_request(&engine.limits) {
                 Next::Request(request, at) => batch.requests.push((request, at)),
