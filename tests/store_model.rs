@@ -50,18 +50,22 @@ fn model_expiry(exptime: i64, now: u64) -> Option<u64> {
 }
 
 /// An item value read as a number, as memcached's `safe_strtoull`: optional
-/// leading white space, digits, then the end or white space. (The value
-/// strategy below avoids the corners where strtoull is more lenient; those
-/// have their own test.)
+/// leading white space, an optional sign (a minus only before zero), digits,
+/// then the end, white space or a NUL (strtoull stops at the NUL).
 fn model_number(value: &[u8]) -> Option<u64> {
     let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c);
     let start = value.iter().position(|b| !space(b))?;
-    let rest = &value[start..];
+    let (negative, rest) = match value[start] {
+        b'+' => (false, &value[start + 1..]),
+        b'-' => (true, &value[start + 1..]),
+        _ => (false, &value[start..]),
+    };
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || (digits < rest.len() && !space(&rest[digits])) {
+    if digits == 0 || (digits < rest.len() && !(space(&rest[digits]) || rest[digits] == 0)) {
         return None;
     }
-    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+    let n: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    (!negative || n == 0).then_some(n)
 }
 
 impl Model {
