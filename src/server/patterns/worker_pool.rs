@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
@@ -203,10 +203,11 @@ impl Dispatch {
                 continue;
             }
             let started = Instant::now();
+            let mut accept = retry_accept;
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.take_done(),
-                    LISTENER => {}
+                    LISTENER => accept = true,
                     Token(i) => {
                         if let Some(client) = self.clients.get_mut(i) {
                             client.conn.on_event(event);
@@ -215,7 +216,9 @@ impl Dispatch {
                     }
                 }
             }
-            retry_accept = self.accept().is_err();
+            if accept {
+                retry_accept = self.accept().is_err();
+            }
             self.send_outbox();
             // A connection whose batch is out is busy, not idle.
             for i in idle_check.expired(&self.clients, |c| &c.conn) {
@@ -237,13 +240,7 @@ impl Dispatch {
             let entry = self.clients.vacant_entry();
             let i = entry.key();
             let mut conn = Connection::new(stream);
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if self
-                .poll
-                .registry()
-                .register(&mut conn.stream, Token(i), interest)
-                .is_err()
-            {
+            if conn.register(self.poll.registry(), Token(i)).is_err() {
                 connection_closed(&self.engine);
                 continue;
             }
