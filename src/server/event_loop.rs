@@ -130,6 +130,14 @@ impl EventLoop {
                 self.close(i);
             }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
+            // Give the core away after each round if anything else waits for
+            // it: a loop that always finds events never sleeps, so the
+            // scheduler otherwise preempts it for whole time slices with its
+            // connections' replies pending. Measured on 2 cores shared with
+            // the load generator (kvbench uniform): multi-reader p99 7.8 ms
+            // -> 0.45 ms at equal throughput. An idle core makes it one
+            // cheap syscall per round, not per request.
+            std::thread::yield_now();
         }
     }
 

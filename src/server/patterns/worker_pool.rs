@@ -227,6 +227,8 @@ impl Dispatch {
                 }
             }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
+            // As in the event loops: let waiting threads run between rounds.
+            std::thread::yield_now();
         }
         self.drain();
     }
