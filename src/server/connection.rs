@@ -47,6 +47,29 @@ pub enum Served {
     Close,
 }
 
+/// What a readiness event said about a connection, kept apart from the
+/// event so that worker-pool can hold it while a worker has the connection.
+#[derive(Clone, Copy, Default)]
+pub struct Readiness {
+    readable: bool,
+    read_closed: bool,
+}
+
+impl Readiness {
+    pub fn of(event: &mio::event::Event) -> Readiness {
+        Readiness {
+            readable: event.is_readable() || event.is_read_closed(),
+            read_closed: event.is_read_closed(),
+        }
+    }
+
+    /// Adds what a later event said.
+    pub fn merge(&mut self, later: Readiness) {
+        self.readable |= later.readable;
+        self.read_closed |= later.read_closed;
+    }
+}
+
 pub struct Connection {
     pub stream: TcpStream,
     input: Vec<u8>,
@@ -109,12 +132,7 @@ impl Connection {
                 match self.next_request(&engine.limits) {
                     Next::Request(request, at) => {
                         served += 1;
-                        let input = &self.input[at..self.end];
-                        if engine.execute(&request, input, &mut self.output, stats, now)
-                            == Flow::Close
-                        {
-                            self.closing = true;
-                        }
+                        self.execute(&request, at, engine, stats, now);
                     }
                     Next::Incomplete => {
                         need_input = true;
@@ -169,10 +187,27 @@ impl Connection {
         }
     }
 
+    /// Executes a request parsed at offset `at` of the read buffer (by
+    /// [`next_request`](Self::next_request), with no read since), appending
+    /// its reply to the output; a `quit` marks the connection closing.
+    pub fn execute(
+        &mut self,
+        request: &Request,
+        at: usize,
+        engine: &Engine,
+        stats: &ThreadStats,
+        now: u32,
+    ) {
+        let input = &self.input[at..self.end];
+        if engine.execute(request, input, &mut self.output, stats, now) == Flow::Close {
+            self.closing = true;
+        }
+    }
+
     /// Takes note of a readiness event for this connection.
-    pub fn on_event(&mut self, event: &mio::event::Event) {
-        self.readable |= event.is_readable() || event.is_read_closed();
-        self.read_closed |= event.is_read_closed();
+    pub fn on_event(&mut self, readiness: Readiness) {
+        self.readable |= readiness.readable;
+        self.read_closed |= readiness.read_closed;
     }
 
     /// Reads again even without a new event: at shutdown, bytes may wait
@@ -276,39 +311,6 @@ impl Connection {
 
     pub fn set_closing(&mut self) {
         self.closing = true;
-    }
-
-    /// Appends replies produced elsewhere (worker-pool). When nothing is
-    /// pending the buffers are swapped instead of copied, and `replies` comes
-    /// back empty for reuse.
-    pub fn absorb_output(&mut self, replies: &mut Vec<u8>) {
-        if self.pending_output() == 0 {
-            self.output.clear();
-            self.written = 0;
-            std::mem::swap(&mut self.output, replies);
-        } else {
-            self.output.extend_from_slice(replies);
-            replies.clear();
-        }
-    }
-
-    /// Hands the read buffer, with every request parsed so far, to another
-    /// thread (worker-pool): the connection continues in `spare`, which
-    /// receives the unparsed rest, and `spare` comes back holding the old
-    /// buffer, whose request offsets stay valid.
-    pub fn swap_input(&mut self, spare: &mut Vec<u8>) {
-        let rest = self.end - self.start;
-        spare.clear();
-        spare.resize(
-            rest.max(INITIAL_BUFFER)
-                .max(self.input.len().min(KEEP_BUFFER)),
-            0,
-        );
-        spare[..rest].copy_from_slice(&self.input[self.start..self.end]);
-        std::mem::swap(&mut self.input, spare);
-        spare.truncate(self.end);
-        self.start = 0;
-        self.end = rest;
     }
 
     /// Makes at least `MIN_READ` bytes of free space after `end`.

@@ -12,7 +12,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use super::connection::{Connection, Served};
+use super::connection::{Connection, Readiness, Served};
 use super::listener::{accept_pending, connection_closed};
 use super::notifier::Notifier;
 use super::shutdown::Shutdown;
@@ -112,7 +112,7 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     Token(i) => {
                         if let Some(conn) = self.connections.get_mut(i) {
-                            conn.on_event(event);
+                            conn.on_event(Readiness::of(event));
                             self.serve(i);
                         }
                     }
@@ -126,7 +126,7 @@ impl EventLoop {
             if self.retry_accept {
                 self.accept();
             }
-            for i in self.idle_check.expired(&self.connections, |c| c) {
+            for i in self.idle_check.expired(&self.connections, |c| Some(c)) {
                 self.close(i);
             }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
@@ -228,7 +228,9 @@ impl EventLoop {
                 conn.set_closing();
             }
         }
-        drain_output(&mut self.poll, &mut self.connections, &self.stats, |c| c);
+        drain_output(&mut self.poll, &mut self.connections, &self.stats, |c| {
+            Some(c)
+        });
         for i in keys {
             if self.connections.contains(i) {
                 self.close(i);
@@ -255,19 +257,22 @@ pub fn wire_poll(
 }
 
 /// Waits, up to [`DRAIN_TIMEOUT`], for every connection's pending output
-/// to be written. Shared by the event loops and worker-pool's dispatcher.
+/// to be written. Shared by the event loops and worker-pool's dispatcher,
+/// whose `conn_of` gives `None` for a connection a worker still has.
 pub fn drain_output<T>(
     poll: &mut Poll,
     connections: &mut Slab<T>,
     stats: &ThreadStats,
-    conn_of: impl Fn(&mut T) -> &mut Connection,
+    conn_of: impl Fn(&mut T) -> Option<&mut Connection>,
 ) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     let mut events = Events::with_capacity(256);
     loop {
         let mut pending = false;
         for (_, entry) in connections.iter_mut() {
-            let conn = conn_of(entry);
+            let Some(conn) = conn_of(entry) else {
+                continue;
+            };
             if conn.pending_output() > 0 {
                 pending |= matches!(conn.flush(stats), Ok(false));
             }
@@ -295,11 +300,12 @@ impl IdleCheck {
         }
     }
 
-    /// The keys of idle connections, if a check is due.
+    /// The keys of idle connections, if a check is due; `conn_of` gives
+    /// `None` for a connection that is busy elsewhere, which is not idle.
     pub fn expired<T>(
         &mut self,
         connections: &Slab<T>,
-        conn_of: impl Fn(&T) -> &Connection,
+        conn_of: impl Fn(&T) -> Option<&Connection>,
     ) -> Vec<usize> {
         let now = Instant::now();
         let Some(timeout) = self.timeout else {
@@ -311,7 +317,7 @@ impl IdleCheck {
         self.last = now;
         connections
             .iter()
-            .filter(|(_, c)| conn_of(c).is_idle(now, timeout))
+            .filter(|(_, c)| conn_of(c).is_some_and(|c| c.is_idle(now, timeout)))
             .map(|(i, _)| i)
             .collect()
     }

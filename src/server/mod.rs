@@ -4,6 +4,7 @@
 //! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
 //! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
 //!   wake-ups, and graceful stop, shared by all patterns.
+//! - [`work_queue`]: the queue worker-pool's workers sleep on.
 //! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, side by side.
 
 pub mod config;
@@ -13,6 +14,7 @@ pub mod listener;
 pub mod notifier;
 pub mod patterns;
 pub mod shutdown;
+pub mod work_queue;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

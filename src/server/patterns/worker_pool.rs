@@ -1,20 +1,22 @@
-//! worker-pool: one dispatch thread owns every socket; N workers execute,
-//! like RAMCloud.
+//! worker-pool: one dispatch thread reads every socket; N workers execute
+//! and answer, like RAMCloud.
 //!
 //! ```text
 //!            +----------------------------+   batches   +-----------+
-//!  clients ->| dispatch: accept, read,    |--(queue)--->| worker 0  |
-//!            | parse, write               |             | worker .. |
+//!  clients ->| dispatch: accept, read,    |--(queue)--->| worker 0  |--> replies
+//!            | parse                      |             | worker .. |    to clients
 //!            |                            |<--(done)----| worker N-1|
 //!            +----------------------------+  + Waker    +-----------+
 //! ```
 //!
 //! The dispatch thread reads a connection and parses every complete request
-//! in what arrived into one *batch*, which carries the read buffer itself
-//! (requests name their keys by offsets into it, so nothing is copied). Any
-//! worker takes the batch from the shared queue, executes its requests in
-//! order into the batch's reply buffer, and sends it back; the dispatch
-//! thread writes the replies. Only the dispatch thread touches sockets.
+//! in what arrived into one *batch*, which carries the connection itself
+//! (requests name their keys by offsets into its read buffer, so nothing is
+//! copied). Any worker takes the batch from the shared queue, executes its
+//! requests in order, writes the replies to the socket and sends the
+//! connection back, so the dispatch thread's share of the work is accepting,
+//! reading and parsing: replies the socket would not take are left for it to
+//! write when the socket becomes writable.
 //!
 //! Ordering: a connection has at most one batch in flight. Its next batch is
 //! parsed only when the previous one has come back, so a connection's
@@ -33,14 +35,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+use crate::server::work_queue::WorkQueue;
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
-use crate::engine::{Engine, Flow};
+use crate::engine::Engine;
 use crate::protocol::Request;
-use crate::server::connection::{Connection, Next};
+use crate::server::connection::{Connection, Next, Readiness};
 use crate::server::event_loop::{
     drain_output, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
 };
@@ -54,28 +58,30 @@ use crate::server::shutdown::Shutdown;
 /// Cheap requests (about 0.1 µs each without `--work-us`) never reach it.
 const SLICE: Duration = Duration::from_micros(100);
 
-/// A connection's parsed requests on their way to a worker and back.
+/// A connection with the requests parsed from its read buffer, on its way
+/// to a worker and back.
 struct Batch {
     /// The connection's slab key.
     token: usize,
-    /// The read buffer the requests were parsed from.
-    input: Vec<u8>,
-    /// Each request with the offset in `input` its spans are relative to.
+    conn: Connection,
+    /// Each request with the offset in the read buffer its spans are
+    /// relative to.
     requests: Vec<(Request, usize)>,
-    /// The first request not executed yet: a worker stops early once the
-    /// replies pass `--max-pending-output` or its [`SLICE`] is used up, and
-    /// the batch goes out again when the replies so far have been written.
+    /// The first request not executed yet: a worker stops early when the
+    /// socket will not take replies past `--max-pending-output` or its
+    /// [`SLICE`] is used up, and the batch goes out again once the dispatch
+    /// thread has written those replies.
     next: usize,
-    output: Vec<u8>,
-    /// A `quit` was executed: close after writing.
-    close: bool,
+    /// Writing to the socket failed: close the connection.
+    broken: bool,
 }
 
 /// A connection as the dispatch thread sees it.
 struct Client {
-    conn: Connection,
-    /// The connection's batch while it is home; `None` while a worker has it.
+    /// The connection while it is home; `None` while a worker has it.
     batch: Option<Batch>,
+    /// Readiness events that came while a worker had the connection.
+    missed: Readiness,
 }
 
 /// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
@@ -86,28 +92,28 @@ pub fn run(
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
     let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
-    let (work_tx, work_rx) = crossbeam_channel::unbounded::<Share>();
+    let queue = Arc::new(WorkQueue::new());
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Batch>();
     let stats = engine.stats.register(Role::Dispatch);
 
     let mut threads = Vec::new();
     for n in 0..workers {
-        let (rx, tx, notifier) = (work_rx.clone(), done_tx.clone(), Arc::clone(&notifier));
+        let (queue, tx, notifier) = (Arc::clone(&queue), done_tx.clone(), Arc::clone(&notifier));
         let (engine, stats) = (Arc::clone(engine), engine.stats.register(Role::Worker));
         threads.push(
             thread::Builder::new()
                 .name(format!("worker-{n}"))
-                .spawn(move || work(&rx, &tx, &notifier, &engine, &stats))?,
+                .spawn(move || work(&queue, &tx, &notifier, &engine, &stats))?,
         );
     }
-    drop((work_rx, done_tx));
+    drop(done_tx);
 
     let mut dispatch = Dispatch {
         poll,
         listener,
         notifier,
         clients: Slab::new(),
-        work: work_tx,
+        queue,
         workers,
         outbox: Vec::new(),
         done: done_rx,
@@ -116,6 +122,7 @@ pub fn run(
         stats,
     };
     dispatch.run(shutdown);
+    dispatch.queue.close();
     drop(dispatch);
     for t in threads {
         let _ = t.join();
@@ -126,40 +133,21 @@ pub fn run(
 /// A worker's part of one dispatch round: batches of different connections.
 type Share = Vec<Batch>;
 
-/// A worker: executes shares of batches until the queue closes, and wakes
-/// the dispatch thread once per share.
+/// A worker: executes shares of batches and writes their replies until the
+/// queue closes, and hands the connections back, waking the dispatch thread
+/// once per share.
 fn work(
-    queue: &Receiver<Share>,
+    queue: &WorkQueue<Share>,
     done: &Sender<Batch>,
     notifier: &Notifier,
     engine: &Engine,
     stats: &ThreadStats,
 ) {
-    while let Ok(share) = queue.recv() {
+    while let Some(share) = queue.pop() {
         let started = Instant::now();
         let now = crate::store::unix_now();
         for mut batch in share {
-            let Batch {
-                input,
-                requests,
-                next,
-                output,
-                close,
-                ..
-            } = &mut batch;
-            let slice_end = Instant::now() + SLICE;
-            while let Some((request, at)) = requests.get(*next) {
-                *next += 1;
-                if engine.execute(request, &input[*at..], output, stats, now) == Flow::Close {
-                    *close = true;
-                    *next = requests.len();
-                    break;
-                }
-                if output.len() >= engine.settings.max_pending_output || Instant::now() >= slice_end
-                {
-                    break;
-                }
-            }
+            execute_batch(&mut batch, engine, stats, now);
             if done.send(batch).is_err() {
                 return;
             }
@@ -169,13 +157,51 @@ fn work(
     }
 }
 
+/// Executes a batch's requests in order and writes their replies, until
+/// they are done, the [`SLICE`] is used up, or the socket will not take
+/// replies past the output bound.
+fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, now: u32) {
+    let Batch {
+        conn,
+        requests,
+        next,
+        broken,
+        ..
+    } = batch;
+    let slice_end = Instant::now() + SLICE;
+    while let Some((request, at)) = requests.get(*next) {
+        *next += 1;
+        conn.execute(request, *at, engine, stats, now);
+        if conn.is_closing() {
+            // quit: nothing after it is answered.
+            *next = requests.len();
+            break;
+        }
+        if conn.pending_output() >= engine.settings.max_pending_output {
+            match conn.flush(stats) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) => *broken = true,
+            }
+        }
+        if *broken || Instant::now() >= slice_end {
+            break;
+        }
+    }
+    // Whatever the socket does not take now, the dispatch thread writes
+    // when it becomes writable.
+    if !*broken && conn.flush(stats).is_err() {
+        *broken = true;
+    }
+}
+
 /// The dispatch thread's state.
 struct Dispatch {
     poll: Poll,
     listener: TcpListener,
     notifier: Arc<Notifier>,
     clients: Slab<Client>,
-    work: Sender<Share>,
+    queue: Arc<WorkQueue<Share>>,
     workers: usize,
     /// Batches parsed in this round, sent to the workers at its end.
     outbox: Vec<Batch>,
@@ -208,23 +234,16 @@ impl Dispatch {
                 match event.token() {
                     WAKER => self.take_done(),
                     LISTENER => accept = true,
-                    Token(i) => {
-                        if let Some(client) = self.clients.get_mut(i) {
-                            client.conn.on_event(event);
-                            self.serve(i);
-                        }
-                    }
+                    Token(i) => self.on_event(i, Readiness::of(event)),
                 }
             }
             if accept {
                 retry_accept = self.accept().is_err();
             }
             self.send_outbox();
-            // A connection whose batch is out is busy, not idle.
-            for i in idle_check.expired(&self.clients, |c| &c.conn) {
-                if self.clients[i].batch.is_some() {
-                    self.close(i);
-                }
+            // A connection a worker has is busy, not idle.
+            for i in idle_check.expired(&self.clients, |c| c.batch.as_ref().map(|b| &b.conn)) {
+                self.close(i);
             }
             self.stats.busy_us.add(started.elapsed().as_micros() as u64);
             // As in the event loops: let waiting threads run between rounds.
@@ -248,22 +267,31 @@ impl Dispatch {
             }
             let batch = Batch {
                 token: i,
-                input: Vec::new(),
+                conn,
                 requests: Vec::new(),
                 next: 0,
-                output: Vec::new(),
-                close: false,
+                broken: false,
             };
             entry.insert(Client {
-                conn,
                 batch: Some(batch),
+                missed: Readiness::default(),
             });
             self.serve(i);
         }
         Ok(())
     }
 
-    /// Batches that workers finished: hand their replies to the connections.
+    /// A readiness event: serve the connection, or note the event until a
+    /// worker hands it back.
+    fn on_event(&mut self, i: usize, readiness: Readiness) {
+        let Some(client) = self.clients.get_mut(i) else {
+            return;
+        };
+        client.missed.merge(readiness);
+        self.serve(i);
+    }
+
+    /// Connections that workers handed back.
     fn take_done(&mut self) {
         self.notifier.clear();
         while let Ok(batch) = self.done.try_recv() {
@@ -271,33 +299,26 @@ impl Dispatch {
         }
     }
 
-    /// A batch is back: its replies go to the connection, which moves on.
-    fn finish(&mut self, mut batch: Batch) {
+    /// A connection is back from a worker: it moves on.
+    fn finish(&mut self, batch: Batch) {
         self.in_flight -= 1;
         let i = batch.token;
-        let client = &mut self.clients[i];
-        client.conn.absorb_output(&mut batch.output);
-        if batch.close {
-            client.conn.set_closing();
-        }
-        client.batch = Some(batch);
+        self.clients[i].batch = Some(batch);
         self.serve(i);
     }
 
-    /// Moves connection `i` along, unless a worker has its batch.
+    /// Moves connection `i` along, unless a worker has it.
     fn serve(&mut self, i: usize) {
         let client = &mut self.clients[i];
-        let Some(batch) = client.batch.take() else {
+        let Some(mut batch) = client.batch.take() else {
             return;
         };
-        match advance(&mut client.conn, batch, &self.engine, &self.stats) {
-            Step::Home(batch) => {
+        batch.conn.on_event(std::mem::take(&mut client.missed));
+        match advance(batch, &self.engine, &self.stats) {
+            Step::Home(mut batch) => {
+                let registered = batch.conn.update_interest(self.poll.registry(), Token(i));
                 client.batch = Some(batch);
-                if client
-                    .conn
-                    .update_interest(self.poll.registry(), Token(i))
-                    .is_err()
-                {
+                if registered.is_err() {
                     self.close(i);
                 }
             }
@@ -320,14 +341,17 @@ impl Dispatch {
         let shares = self.workers.min(batches);
         for k in (0..shares).rev() {
             let share = self.outbox.split_off(batches * k / shares);
-            // The workers hold the queue's receivers until this thread drops it.
-            let _ = self.work.send(share);
+            self.queue.push(share);
         }
     }
 
+    /// Forgets connection `i`. One a worker still has (only at shutdown,
+    /// past the drain deadline) closes when the worker drops it.
     fn close(&mut self, i: usize) {
-        let mut client = self.clients.remove(i);
-        let _ = self.poll.registry().deregister(&mut client.conn.stream);
+        let client = self.clients.remove(i);
+        if let Some(mut batch) = client.batch {
+            let _ = self.poll.registry().deregister(&mut batch.conn.stream);
+        }
         connection_closed(&self.engine);
     }
 
@@ -340,8 +364,8 @@ impl Dispatch {
         // sockets, with its readiness event not yet taken.
         let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
         for &i in &keys {
-            if let Some(client) = self.clients.get_mut(i) {
-                client.conn.expect_input();
+            if let Some(batch) = self.clients.get_mut(i).and_then(|c| c.batch.as_mut()) {
+                batch.conn.expect_input();
                 self.serve(i);
             }
         }
@@ -353,7 +377,7 @@ impl Dispatch {
             }
         }
         drain_output(&mut self.poll, &mut self.clients, &self.stats, |c| {
-            &mut c.conn
+            c.batch.as_mut().map(|b| &mut b.conn)
         });
         let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
         for i in keys {
@@ -373,7 +397,11 @@ enum Step {
 
 /// Writes pending replies, then parses the next batch of requests, reading
 /// more when none is complete.
-fn advance(conn: &mut Connection, mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
+fn advance(mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
+    if batch.broken {
+        return Step::Close;
+    }
+    let conn = &mut batch.conn;
     loop {
         match conn.flush(stats) {
             Ok(true) => {}
@@ -400,8 +428,6 @@ fn advance(conn: &mut Connection, mut batch: Batch, engine: &Engine, stats: &Thr
             }
         }
         if !batch.requests.is_empty() {
-            conn.swap_input(&mut batch.input);
-            batch.close = false;
             return Step::Sent(batch);
         }
         match conn.fill(stats) {
