@@ -54,7 +54,7 @@ pub struct WorkloadArgs {
     /// Named workload: uniform (100 B values, 9:1 get:set, 50 connections,
     /// depth 1), pipelined (depth 16), large (16 KiB values, 1000 keys),
     /// many-conns (1000 connections), skewed (4 heavy connections pipelining
-    /// 16-key multi-gets of 64 KiB values beside 50 light ones sending
+    /// 16-key multi-gets of 64 KiB values 16 deep beside 50 light ones sending
     /// single gets at a fixed total rate; reported as two rows).
     #[arg(long, value_enum, default_value = "uniform")]
     pub workload: WorkloadName,
