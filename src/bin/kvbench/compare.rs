@@ -532,6 +532,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         "no server could be measured:\n{}",
         notes.join("\n")
     );
+    let extra = if args.server_args.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", args.server_args.join(" "))
+    };
     if args.json {
         let out = CompareReport {
             threads,
@@ -542,11 +547,6 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        let extra = if args.server_args.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", args.server_args.join(" "))
-        };
         println!(
             "kvbench compare: --threads {threads}{extra}, {:.1} s per run; imbalance = busiest executing thread's requests / mean",
             args.duration
@@ -559,7 +559,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
     if !args.no_svg && !rows.is_empty() {
         let title = format!(
-            "kvbench compare: --threads {threads}, {:.1} s per run",
+            "kvbench compare: --threads {threads}{extra}, {:.1} s per run",
             args.duration
         );
         crate::chart::write_svg(&args.svg, &title, &rows)
