@@ -110,6 +110,51 @@ fn ordering(pattern: &str) {
 per_pattern!(ordering_of_pipelined_requests, super::ordering);
 
 // ---------------------------------------------------------------------
+// Requests that arrive in one read with a `quit` (or with input that
+// closes the connection) after them are all answered before the close.
+
+fn answers_everything_before_a_close(pattern: &str) {
+    let server = KvServer::start(pattern, &thread_args(pattern));
+    let mut before = set_req("close:k", 7, b"v");
+    before.extend(b"get close:k\r\nget close:k\r\nget close:k\r\n");
+    let mut expected = b"STORED\r\n".to_vec();
+    for _ in 0..3 {
+        expected.extend(value_reply("close:k", 7, b"v"));
+    }
+    // After `quit` nothing is executed; a binary-protocol packet closes.
+    let binary_get = [0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+    let endings: [(&str, &[u8]); 2] = [
+        ("quit", b"quit\r\nget close:k\r\n"),
+        ("binary packet", &binary_get),
+    ];
+    for (what, ending) in endings {
+        for round in 0..20 {
+            let mut stream = server.connect();
+            let mut req = before.clone();
+            req.extend_from_slice(ending);
+            stream.write_all(&req).unwrap();
+            let (got, end) = read_until_eof(&mut stream, Duration::from_secs(5), 1 << 16);
+            assert_eq!(
+                end,
+                ReadEnd::Eof,
+                "[{pattern}] {what}: the connection must close"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected),
+                "[{pattern}] {what}, round {round}: every request before it is answered"
+            );
+        }
+    }
+}
+
+per_pattern!(
+    requests_before_a_close_are_answered,
+    super::answers_everything_before_a_close,
+    kvserve_only
+);
+
+// ---------------------------------------------------------------------
 // 8 clients x 500 incr on one key: 4000, each value returned once.
 
 fn concurrent_incr(pattern: &str) {

@@ -132,6 +132,7 @@ impl Connection {
                 match self.next_request(&engine.limits) {
                     Next::Request(request, at) => {
                         served += 1;
+                        // A quit sets `closing`, which ends this loop.
                         self.execute(&request, at, engine, stats, now);
                     }
                     Next::Incomplete => {
@@ -189,7 +190,8 @@ impl Connection {
 
     /// Executes a request parsed at offset `at` of the read buffer (by
     /// [`next_request`](Self::next_request), with no read since), appending
-    /// its reply to the output; a `quit` marks the connection closing.
+    /// its reply to the output. After a `quit` (`Flow::Close`) nothing more
+    /// is executed and the connection closes once the output is written.
     pub fn execute(
         &mut self,
         request: &Request,
@@ -197,11 +199,13 @@ impl Connection {
         engine: &Engine,
         stats: &ThreadStats,
         now: u32,
-    ) {
+    ) -> Flow {
         let input = &self.input[at..self.end];
-        if engine.execute(request, input, &mut self.output, stats, now) == Flow::Close {
+        let flow = engine.execute(request, input, &mut self.output, stats, now);
+        if flow == Flow::Close {
             self.closing = true;
         }
+        flow
     }
 
     /// Takes note of a readiness event for this connection.

@@ -35,14 +35,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-
-use crate::server::work_queue::WorkQueue;
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
-use crate::engine::Engine;
+use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
 use crate::server::connection::{Connection, Next, Readiness};
 use crate::server::event_loop::{
@@ -51,9 +49,11 @@ use crate::server::event_loop::{
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
 use crate::server::shutdown::Shutdown;
+use crate::server::work_queue::WorkQueue;
 
 /// The longest a worker executes one connection's batch before handing the
-/// rest back to the end of the queue, so that one client's deep pipeline of
+/// rest back to the dispatch thread, which queues it again behind the
+/// batches that came meanwhile, so that one client's deep pipeline of
 /// costly requests cannot hold a worker while other clients' requests wait.
 /// Cheap requests (about 0.1 µs each without `--work-us`) never reach it.
 const SLICE: Duration = Duration::from_micros(100);
@@ -69,8 +69,8 @@ struct Batch {
     requests: Vec<(Request, usize)>,
     /// The first request not executed yet: a worker stops early when the
     /// socket will not take replies past `--max-pending-output` or its
-    /// [`SLICE`] is used up, and the batch goes out again once the dispatch
-    /// thread has written those replies.
+    /// [`SLICE`] is used up, and the batch goes out again once its replies
+    /// so far are written.
     next: usize,
     /// Writing to the socket failed: close the connection.
     broken: bool,
@@ -98,13 +98,18 @@ pub fn run(
 
     let mut threads = Vec::new();
     for n in 0..workers {
-        let (queue, tx, notifier) = (Arc::clone(&queue), done_tx.clone(), Arc::clone(&notifier));
+        let (shares, tx, notifier) = (Arc::clone(&queue), done_tx.clone(), Arc::clone(&notifier));
         let (engine, stats) = (Arc::clone(engine), engine.stats.register(Role::Worker));
-        threads.push(
-            thread::Builder::new()
-                .name(format!("worker-{n}"))
-                .spawn(move || work(&queue, &tx, &notifier, &engine, &stats))?,
-        );
+        let spawned = thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .spawn(move || work(&shares, &tx, &notifier, &engine, &stats));
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                queue.close(); // the workers already started stop
+                return Err(e.into());
+            }
+        }
     }
     drop(done_tx);
 
@@ -171,10 +176,11 @@ fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, now: u
     let slice_end = Instant::now() + SLICE;
     while let Some((request, at)) = requests.get(*next) {
         *next += 1;
-        conn.execute(request, *at, engine, stats, now);
-        if conn.is_closing() {
-            // quit: nothing after it is answered.
-            *next = requests.len();
+        // Not `conn.is_closing()`: the dispatch thread may have marked the
+        // connection closing for input it met after these requests, which
+        // are answered all the same.
+        if conn.execute(request, *at, engine, stats, now) == Flow::Close {
+            *next = requests.len(); // quit: nothing after it is answered
             break;
         }
         if conn.pending_output() >= engine.settings.max_pending_output {
