@@ -56,6 +56,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// What `event` says.
     pub fn of(event: &mio::event::Event) -> Readiness {
         Readiness {
             readable: event.is_readable() || event.is_read_closed(),
