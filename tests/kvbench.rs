@@ -512,6 +512,11 @@ fn compare_starts_servers_reads_thread_stats_and_draws() {
         // Every request kvbench got a reply to was executed by some thread
         // (plus the `stats threads` request itself).
         assert!(executed >= u(row, "requests"), "{row}");
+        // Serving a request costs the server some CPU, and less than the
+        // whole run's time spread over one request per thread.
+        let cpu = f(row, "cpu_us_per_request");
+        let ceiling = 0.5e6 * 3.0 / u(row, "requests") as f64;
+        assert!(cpu > 0.0 && cpu < ceiling, "{row}");
     }
     assert_eq!(f(&rows[0], "imbalance"), 1.0, "basic has one thread");
     let roles: Vec<&str> = rows[1]["threads"]

@@ -222,6 +222,7 @@ mod tests {
             server: server.into(),
             workload: workload.into(),
             ops_per_sec: ops,
+            cpu_us_per_request: None,
             p50_us: p99 / 2.0,
             p99_us: p99,
             p999_us: p99 * 2.0,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::{CompareArgs, WorkloadArgs};
 use crate::report::{self, CompareRow};
 use crate::run::{self, Options};
+use crate::server_cpu::process_cpu_time;
 use crate::workload::{self, WorkloadName};
 
 const PATTERNS: [&str; 3] = ["basic", "multi-reader", "worker-pool"];
@@ -458,7 +459,9 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             let before = is_kvserve
                 .then(|| stats_threads(server.addr, RUN_TIMEOUT))
                 .transpose();
+            let cpu_before = process_cpu_time(server.child.id());
             let result = run::measure(&plan, &opts, &bar)?;
+            let cpu_after = process_cpu_time(server.child.id());
             let after = is_kvserve
                 .then(|| stats_threads(server.addr, RUN_TIMEOUT))
                 .transpose();
@@ -473,6 +476,13 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             };
             let imbalance = deltas.as_deref().and_then(imbalance);
             let report = report::run_report(&plan, &opts, &warm, &result);
+            let requests: u64 = report.groups.iter().map(|g| g.requests).sum();
+            let cpu_us_per_request = match (cpu_before, cpu_after) {
+                (Ok(b), Ok(a)) if requests > 0 => {
+                    Some(a.saturating_sub(b).as_secs_f64() * 1e6 / requests as f64)
+                }
+                _ => None,
+            };
             if warm.errors > 0 {
                 notes.push(format!(
                     "{label} / {}: warmup: {} errors; first: {}",
@@ -507,6 +517,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     first_error: g.first_error.clone(),
                     imbalance,
                     threads: deltas.clone(),
+                    cpu_us_per_request,
                 });
             }
             if let Some(status) = server.try_exit() {
@@ -548,7 +559,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "kvbench compare: --threads {threads}{extra}, {:.1} s per run; imbalance = busiest executing thread's requests / mean",
+            "kvbench compare: --threads {threads}{extra}, {:.1} s per run; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)",
             args.duration
         );
         println!();

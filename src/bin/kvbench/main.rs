@@ -7,6 +7,7 @@
 //! - [`run`]: warmup, client threads, closed and open loop, histograms.
 //! - [`report`]: tables and JSON.
 //! - [`compare`]: starting servers, `stats threads`, imbalance.
+//! - [`server_cpu`]: a server process's CPU time, from /proc.
 //! - [`chart`]: the SVG chart of a comparison.
 
 mod chart;
@@ -15,6 +16,7 @@ mod client;
 mod compare;
 mod report;
 mod run;
+mod server_cpu;
 mod workload;
 
 use std::io::IsTerminal;

@@ -387,6 +387,9 @@ pub struct CompareRow {
     pub imbalance: Option<f64>,
     /// `stats threads` deltas over the measured run.
     pub threads: Option<Vec<ThreadDelta>>,
+    /// The server process's CPU time over the measured run divided by the
+    /// run's requests (all groups); `None` where /proc cannot tell.
+    pub cpu_us_per_request: Option<f64>,
 }
 
 /// The side-by-side table of `kvbench compare`, grouped by workload.
@@ -400,6 +403,7 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
         "p99.9 µs",
         "errors",
         "imbalance",
+        "cpu µs/req",
     ]);
     let mut workloads: Vec<&str> = Vec::new();
     for r in rows {
@@ -421,6 +425,8 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
                 us(r.p999_us),
                 r.errors.to_string(),
                 r.imbalance.map_or("-".into(), |v| format!("{v:.2}")),
+                r.cpu_us_per_request
+                    .map_or("-".into(), |v| format!("{v:.2}")),
             ]);
         }
     }
