@@ -532,6 +532,61 @@ fn compare_starts_servers_reads_thread_stats_and_draws() {
 }
 
 #[test]
+fn compare_rounds_interleave_servers_and_report_medians() {
+    let report = kvbench_json(&[
+        "compare",
+        "--threads",
+        "2",
+        "--duration",
+        "0.3",
+        "--workload",
+        "uniform",
+        "--patterns",
+        "basic,worker-pool",
+        "--no-memcached",
+        "--no-svg",
+        "--rounds",
+        "2",
+        "--kvserve",
+        env!("CARGO_BIN_EXE_kvserve"),
+    ]);
+    assert_eq!(u(&report, "rounds"), 2);
+    let runs = report["runs"].as_array().expect("every run is reported");
+    let order: Vec<&str> = runs.iter().map(|r| r["server"].as_str().unwrap()).collect();
+    assert_eq!(order, ["basic", "worker-pool", "basic", "worker-pool"]);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    for row in rows {
+        let of: Vec<&serde_json::Value> = runs
+            .iter()
+            .filter(|r| r["server"] == row["server"])
+            .collect();
+        assert_eq!(u(row, "rounds"), 2);
+        assert_eq!(
+            u(row, "requests"),
+            of.iter().map(|r| u(r, "requests")).sum::<u64>()
+        );
+        let (lo, hi) = (f(row, "ops_min"), f(row, "ops_max"));
+        assert_eq!(
+            lo,
+            of.iter()
+                .map(|r| f(r, "ops_per_sec"))
+                .fold(f64::INFINITY, f64::min)
+        );
+        assert_eq!(
+            hi,
+            of.iter().map(|r| f(r, "ops_per_sec")).fold(0.0, f64::max)
+        );
+        // The median of two is their mean.
+        assert!(
+            (f(row, "ops_per_sec") - (lo + hi) / 2.0).abs() < 1e-6 * hi,
+            "{row}"
+        );
+        assert_eq!(u(row, "errors"), 0, "{row}");
+    }
+}
+
+#[test]
 fn compare_passes_server_args_to_kvserve() {
     // An argument kvserve rejects proves it got there: the server cannot
     // start, and compare says why.

@@ -151,6 +151,11 @@ pub struct CompareArgs {
     /// Do not write the SVG chart.
     #[arg(long)]
     pub no_svg: bool,
+    /// Measure every server once per round, in turn (A B C, A B C, ...), so
+    /// that drift on a shared machine hits them all alike; the table then
+    /// shows each figure's median over the rounds and the range of ops/s.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
     /// Client threads (default: cores, at most one per connection).
     #[arg(long)]
     pub client_threads: Option<usize>,

@@ -387,7 +387,12 @@ struct CompareReport<'a> {
     threads: usize,
     duration_s: f64,
     server_args: &'a [String],
+    rounds: usize,
+    /// One row per workload and server (over several rounds: medians).
     rows: &'a [CompareRow],
+    /// With several rounds, every measured run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<&'a [CompareRow]>,
     notes: &'a [String],
 }
 
@@ -422,10 +427,17 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
     ensure!(!targets.is_empty(), "nothing to compare");
     let duration = Duration::from_secs_f64(args.duration);
-    let mut rows: Vec<CompareRow> = Vec::new();
+    let rounds = args.rounds as usize;
+    let mut runs: Vec<CompareRow> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    for target in &targets {
+    // Round by round, every server in turn: drift hits them all alike.
+    for (round, target) in (1..=rounds).flat_map(|n| targets.iter().map(move |t| (n, t))) {
         let label = target.label().to_string();
+        let of_rounds = if rounds > 1 {
+            format!(" (round {round}/{rounds})")
+        } else {
+            String::new()
+        };
         let started = match target {
             Target::Kvserve(p) => {
                 ServerProc::start_kvserve(&kvserve, p, threads, &args.server_args)
@@ -454,7 +466,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 timeout: RUN_TIMEOUT,
                 spin: Duration::from_micros(SPIN_US),
             };
-            let bar = crate::progress_bar(args.quiet, &format!("{label} {}", w.name()));
+            let bar = crate::progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
             let warm = run::warmup(&plan, &opts, &bar);
             let before = is_kvserve
                 .then(|| stats_threads(server.addr, RUN_TIMEOUT))
@@ -500,7 +512,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                         g.unsent
                     ));
                 }
-                rows.push(CompareRow {
+                runs.push(CompareRow {
                     server: label.clone(),
                     workload: if report.groups.len() > 1 {
                         format!("{}/{}", w.name(), g.name)
@@ -518,6 +530,9 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     imbalance,
                     threads: deltas.clone(),
                     cpu_us_per_request,
+                    rounds: 1,
+                    ops_min: g.ops_per_sec,
+                    ops_max: g.ops_per_sec,
                 });
             }
             if let Some(status) = server.try_exit() {
@@ -539,28 +554,36 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         }
     }
     ensure!(
-        !rows.is_empty(),
+        !runs.is_empty(),
         "no server could be measured:\n{}",
         notes.join("\n")
     );
-    let extra = if args.server_args.is_empty() {
+    let rows = report::summarize(&runs);
+    let mut extra = if args.server_args.is_empty() {
         String::new()
     } else {
         format!(" {}", args.server_args.join(" "))
     };
+    let mut per_run = format!("{:.1} s per run", args.duration);
+    if rounds > 1 {
+        per_run += &format!(", {rounds} rounds (medians)");
+    }
+    extra += ", ";
+    extra += &per_run;
     if args.json {
         let out = CompareReport {
             threads,
             duration_s: args.duration,
             server_args: &args.server_args,
+            rounds,
             rows: &rows,
+            runs: (rounds > 1).then_some(runs.as_slice()),
             notes: &notes,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "kvbench compare: --threads {threads}{extra}, {:.1} s per run; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)",
-            args.duration
+            "kvbench compare: --threads {threads}{extra}; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)"
         );
         println!();
         print!("{}", report::render_compare(&rows));
@@ -569,10 +592,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         }
     }
     if !args.no_svg && !rows.is_empty() {
-        let title = format!(
-            "kvbench compare: --threads {threads}{extra}, {:.1} s per run",
-            args.duration
-        );
+        let title = format!("kvbench compare: --threads {threads}{extra}");
         crate::chart::write_svg(&args.svg, &title, &rows)
             .with_context(|| format!("writing {}", args.svg.display()))?;
         eprintln!("kvbench: chart written to {}", args.svg.display());

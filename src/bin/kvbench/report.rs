@@ -390,11 +390,76 @@ pub struct CompareRow {
     /// The server process's CPU time over the measured run divided by the
     /// run's requests (all groups); `None` where /proc cannot tell.
     pub cpu_us_per_request: Option<f64>,
+    /// Measured runs this row stands for (`compare --rounds`): each figure
+    /// is their median, counts are summed.
+    pub rounds: usize,
+    /// The lowest and highest ops/s among those runs.
+    pub ops_min: f64,
+    pub ops_max: f64,
+}
+
+/// Folds the rows of several rounds into one row per workload and server,
+/// in first-seen order: the median of each figure, so that one disturbed
+/// round moves nothing, with counts summed and the range of ops/s kept.
+/// Per-thread deltas belong to single runs and are left out.
+pub fn summarize(runs: &[CompareRow]) -> Vec<CompareRow> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in runs {
+        let key = (r.workload.as_str(), r.server.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(workload, server)| {
+            let of: Vec<&CompareRow> = runs
+                .iter()
+                .filter(|r| r.workload == workload && r.server == server)
+                .collect();
+            if let [only] = of.as_slice() {
+                return (*only).clone();
+            }
+            let med = |f: fn(&CompareRow) -> f64| median(of.iter().map(|r| f(r)).collect());
+            let med_some = |f: fn(&CompareRow) -> Option<f64>| {
+                let values: Vec<f64> = of.iter().filter_map(|r| f(r)).collect();
+                (!values.is_empty()).then(|| median(values))
+            };
+            CompareRow {
+                server: server.to_string(),
+                workload: workload.to_string(),
+                ops_per_sec: med(|r| r.ops_per_sec),
+                p50_us: med(|r| r.p50_us),
+                p99_us: med(|r| r.p99_us),
+                p999_us: med(|r| r.p999_us),
+                requests: of.iter().map(|r| r.requests).sum(),
+                misses: of.iter().map(|r| r.misses).sum(),
+                errors: of.iter().map(|r| r.errors).sum(),
+                first_error: of.iter().find_map(|r| r.first_error.clone()),
+                imbalance: med_some(|r| r.imbalance),
+                threads: None,
+                cpu_us_per_request: med_some(|r| r.cpu_us_per_request),
+                rounds: of.iter().map(|r| r.rounds).sum(),
+                ops_min: of.iter().map(|r| r.ops_min).fold(f64::INFINITY, f64::min),
+                ops_max: of.iter().map(|r| r.ops_max).fold(0.0, f64::max),
+            }
+        })
+        .collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// The side-by-side table of `kvbench compare`, grouped by workload.
 pub fn render_compare(rows: &[CompareRow]) -> String {
-    let mut table = Table::new(&[
+    let ranges = rows.iter().any(|r| r.rounds > 1);
+    let mut header = vec![
         "workload",
         "server",
         "ops/s",
@@ -404,7 +469,11 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
         "errors",
         "imbalance",
         "cpu µs/req",
-    ]);
+    ];
+    if ranges {
+        header.push("ops/s range");
+    }
+    let mut table = Table::new(&header);
     let mut workloads: Vec<&str> = Vec::new();
     for r in rows {
         if !workloads.contains(&r.workload.as_str()) {
@@ -416,7 +485,7 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
             table.gap();
         }
         for r in rows.iter().filter(|r| r.workload == *w) {
-            table.row(vec![
+            let mut cells = vec![
                 r.workload.clone(),
                 r.server.clone(),
                 format!("{:.0}", r.ops_per_sec),
@@ -427,7 +496,11 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
                 r.imbalance.map_or("-".into(), |v| format!("{v:.2}")),
                 r.cpu_us_per_request
                     .map_or("-".into(), |v| format!("{v:.2}")),
-            ]);
+            ];
+            if ranges {
+                cells.push(format!("{:.0}-{:.0}", r.ops_min, r.ops_max));
+            }
+            table.row(cells);
         }
     }
     let mut out = table.render(2);
@@ -468,6 +541,63 @@ mod tests {
         assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
         assert!(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
         assert!((l.max - 1000.0).abs() < 1.0);
+    }
+
+    fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>) -> CompareRow {
+        CompareRow {
+            server: server.into(),
+            workload: "uniform".into(),
+            ops_per_sec: ops,
+            p50_us: p99 / 2.0,
+            p99_us: p99,
+            p999_us: p99 * 2.0,
+            requests: 10,
+            misses: 1,
+            errors: 0,
+            first_error: None,
+            imbalance: Some(1.0),
+            threads: Some(Vec::new()),
+            cpu_us_per_request: cpu,
+            rounds: 1,
+            ops_min: ops,
+            ops_max: ops,
+        }
+    }
+
+    #[test]
+    fn rounds_fold_into_medians_in_first_seen_order() {
+        let runs = [
+            run("b", 100.0, 5.0, Some(2.0)),
+            run("a", 300.0, 9.0, None),
+            run("b", 900.0, 1.0, Some(4.0)), // a disturbed round
+            run("a", 100.0, 7.0, None),
+            run("b", 200.0, 3.0, Some(3.0)),
+        ];
+        let rows = summarize(&runs);
+        let servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
+        assert_eq!(servers, ["b", "a"]);
+        let b = &rows[0];
+        assert_eq!((b.ops_per_sec, b.p99_us, b.p50_us), (200.0, 3.0, 1.5));
+        assert_eq!(b.cpu_us_per_request, Some(3.0));
+        assert_eq!((b.rounds, b.requests, b.misses), (3, 30, 3));
+        assert_eq!((b.ops_min, b.ops_max), (100.0, 900.0));
+        assert!(b.threads.is_none());
+        let a = &rows[1];
+        assert_eq!(
+            (a.ops_per_sec, a.p99_us),
+            (200.0, 8.0),
+            "even count: mean of the middle two"
+        );
+        assert_eq!(a.cpu_us_per_request, None);
+        let table = render_compare(&rows);
+        assert!(
+            table.contains("ops/s range") && table.contains("100-900"),
+            "{table}"
+        );
+        // One round: the row as measured, and no range column.
+        let single = summarize(&runs[..2]);
+        assert!(single[0].threads.is_some());
+        assert!(!render_compare(&single).contains("range"));
     }
 
     #[test]
