@@ -44,7 +44,8 @@ use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
 use crate::server::connection::{Connection, Next, Readiness};
 use crate::server::event_loop::{
-    drain_output, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT, WAKER,
+    drain_output, end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT,
+    LISTENER, POLL_TIMEOUT, WAKER,
 };
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
@@ -228,10 +229,7 @@ impl Dispatch {
             } else {
                 POLL_TIMEOUT
             };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "poll failed");
-                }
+            if !wait_for_events(&mut self.poll, &mut events, timeout) {
                 continue;
             }
             let started = Instant::now();
@@ -251,9 +249,7 @@ impl Dispatch {
             for i in idle_check.expired(&self.clients, |c| c.batch.as_ref().map(|b| &b.conn)) {
                 self.close(i);
             }
-            self.stats.busy_us.add(started.elapsed().as_micros() as u64);
-            // As in the event loops: let waiting threads run between rounds.
-            std::thread::yield_now();
+            end_round(&self.stats, started);
         }
         self.drain();
     }
