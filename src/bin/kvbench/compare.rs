@@ -30,20 +30,11 @@ const STDERR_LINES: usize = 40;
 /// Open-loop busy-poll ahead of each send (`kvbench run --spin-us`).
 const SPIN_US: u64 = 75;
 
-/// One thread's line of `stats threads`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One thread's counters from `stats threads`: totals as the server
+/// reports them, or (from [`thread_deltas`]) what the thread did during one
+/// measured run.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ThreadStat {
-    pub role: String,
-    pub connections: u64,
-    pub requests: u64,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub busy_us: u64,
-}
-
-/// What a thread did during one measured run.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ThreadDelta {
     pub thread: usize,
     pub role: String,
     pub connections: u64,
@@ -76,6 +67,7 @@ pub fn parse_thread_stats(text: &str) -> Result<Vec<ThreadStat>> {
             threads.resize(n + 1, ThreadStat::default());
         }
         let t = &mut threads[n];
+        t.thread = n;
         let number = || -> Result<u64> {
             value
                 .parse()
@@ -95,14 +87,14 @@ pub fn parse_thread_stats(text: &str) -> Result<Vec<ThreadStat>> {
 }
 
 /// Per-thread differences `after - before`.
-pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadDelta> {
+pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadStat> {
     let zero = ThreadStat::default();
     after
         .iter()
         .enumerate()
         .map(|(i, a)| {
             let b = before.get(i).unwrap_or(&zero);
-            ThreadDelta {
+            ThreadStat {
                 thread: i,
                 role: a.role.clone(),
                 connections: a.connections.saturating_sub(b.connections),
@@ -118,7 +110,7 @@ pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadD
 /// The busiest executing thread's requests over the mean of the threads
 /// that execute requests (roles loop, reader, worker). 1.0 is perfectly
 /// even; `threads` is the worst. `None` when no such thread did anything.
-pub fn imbalance(threads: &[ThreadDelta]) -> Option<f64> {
+pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
     let executing: Vec<u64> = threads
         .iter()
         .filter(|t| matches!(t.role.as_str(), "loop" | "reader" | "worker"))
@@ -604,15 +596,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn delta(role: &str, requests: u64) -> ThreadDelta {
-        ThreadDelta {
-            thread: 0,
+    fn delta(role: &str, requests: u64) -> ThreadStat {
+        ThreadStat {
             role: role.into(),
-            connections: 0,
             requests,
-            bytes_read: 0,
-            bytes_written: 0,
-            busy_us: 0,
+            ..ThreadStat::default()
         }
     }
 
@@ -659,6 +647,7 @@ mod tests {
         let b = parse_thread_stats(before).unwrap();
         assert_eq!(b.len(), 2);
         assert_eq!(b[0].role, "dispatch");
+        assert_eq!((b[0].thread, b[1].thread), (0, 1));
         assert_eq!((b[0].bytes_read, b[0].busy_us), (47, 127));
         let a = parse_thread_stats(after).unwrap();
         let d = thread_deltas(&b, &a);

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::ErrorKind;
-use crate::compare::ThreadDelta;
+use crate::compare::ThreadStat;
 use crate::run::{GroupStats, Options, RunResult, WarmupResult};
 use crate::workload::{GroupSpec, Plan};
 
@@ -386,7 +386,7 @@ pub struct CompareRow {
     /// mean (1.0 = even); `None` without `stats threads` (memcached).
     pub imbalance: Option<f64>,
     /// `stats threads` deltas over the measured run.
-    pub threads: Option<Vec<ThreadDelta>>,
+    pub threads: Option<Vec<ThreadStat>>,
     /// The server process's CPU time over the measured run divided by the
     /// run's requests (all groups); `None` where /proc cannot tell.
     pub cpu_us_per_request: Option<f64>,
