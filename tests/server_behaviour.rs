@@ -714,6 +714,39 @@ fn general_stats(pattern: &str) {
 
 per_pattern!(stats_general_fields, super::general_stats);
 
+// conn_yields: a connection whose pipeline outlasts -R makes way for the
+// others (event loops; worker-pool batches at most -R requests instead),
+// and `stats reset` starts the count again.
+fn conn_yields(pattern: &str) {
+    let server = KvServer::start_suite(pattern, &["-t", "2", "-R", "5"], &["-t", "2", "-R", "5"]);
+    let mut c = server.connect();
+    let mut req = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..50 {
+        req.extend_from_slice(b"get nothing\r\n");
+        expected.extend_from_slice(b"END\r\n");
+    }
+    c.write_all(&req).unwrap();
+    read_expected(&mut c, &expected, &format!("[{pattern}] 50 pipelined gets"));
+    let yields = stat_u64(&stats(&mut c, ""), "conn_yields");
+    if pattern == "worker-pool" {
+        assert_eq!(yields, 0, "[{pattern}] no event loop, no yields");
+    } else {
+        assert!(
+            yields >= 1,
+            "[{pattern}] 50 requests at -R 5: conn_yields {yields}"
+        );
+    }
+    assert_eq!(request(&mut c, b"stats reset\r\n"), b"RESET\r\n");
+    assert_eq!(
+        stat_u64(&stats(&mut c, ""), "conn_yields"),
+        0,
+        "[{pattern}] after reset"
+    );
+}
+
+per_pattern!(conn_yields_counted_and_reset, super::conn_yields);
+
 fn thread_stats(pattern: &str) {
     let server = KvServer::start(pattern, &thread_args(pattern));
     let mut conns: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();

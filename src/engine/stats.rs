@@ -107,7 +107,6 @@ command_counters!(
     touch_hits,
     touch_misses,
     store_too_large,
-    conn_yields,
 );
 
 /// Everything one thread counts about its own work.
@@ -124,6 +123,9 @@ pub struct ThreadStats {
     pub bytes_written: Counter,
     /// Time spent working rather than waiting for events or work.
     pub busy_us: Counter,
+    /// Times a connection used up `--reqs-per-event` and had to wait for
+    /// the others (memcached's `conn_yields`).
+    pub conn_yields: Counter,
     pub commands: CommandCounters,
 }
 
@@ -144,6 +146,7 @@ pub struct Totals {
     pub commands: CommandTotals,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    pub conn_yields: u64,
 }
 
 impl StatsRegistry {
@@ -156,6 +159,7 @@ impl StatsRegistry {
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
             busy_us: Counter::default(),
+            conn_yields: Counter::default(),
             commands: CommandCounters::default(),
         });
         self.threads.lock().unwrap().push(Arc::clone(&stats));
@@ -175,6 +179,7 @@ impl StatsRegistry {
             commands: now.commands.minus(base.commands),
             bytes_read: now.bytes_read - base.bytes_read,
             bytes_written: now.bytes_written - base.bytes_written,
+            conn_yields: now.conn_yields - base.conn_yields,
         }
     }
 
@@ -190,6 +195,7 @@ impl StatsRegistry {
             totals.commands.add(&t.commands);
             totals.bytes_read += t.bytes_read.get();
             totals.bytes_written += t.bytes_written.get();
+            totals.conn_yields += t.conn_yields.get();
         }
         totals
     }

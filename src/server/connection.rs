@@ -124,7 +124,7 @@ impl Connection {
             let mut need_input = false;
             while !self.closing && self.pending_output() < engine.settings.max_pending_output {
                 if served == budget {
-                    stats.commands.conn_yields.incr();
+                    stats.conn_yields.incr();
                     return match self.flush(stats) {
                         Ok(_) => Served::Yield,
                         Err(_) => Served::Close,
