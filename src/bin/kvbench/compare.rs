@@ -430,6 +430,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         } else {
             String::new()
         };
+        // Who a note is about: the server, and the round if there are several.
+        let who = format!("{label}{of_rounds}");
         let started = match target {
             Target::Kvserve(p) => {
                 ServerProc::start_kvserve(&kvserve, p, threads, &args.server_args)
@@ -439,7 +441,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         let mut server = match started {
             Ok(s) => s,
             Err(e) => {
-                let note = format!("{label}: not started: {e:#}");
+                let note = format!("{who}: not started: {e:#}");
                 eprintln!("kvbench: {note}");
                 notes.push(note);
                 continue;
@@ -473,7 +475,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             let deltas = match (before, after) {
                 (Ok(Some(b)), Ok(Some(a))) => Some(thread_deltas(&b, &a)),
                 (Err(e), _) | (_, Err(e)) => {
-                    notes.push(format!("{label} / {}: stats threads: {e:#}", w.name()));
+                    notes.push(format!("{who} / {}: stats threads: {e:#}", w.name()));
                     None
                 }
                 _ => None,
@@ -489,7 +491,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             };
             if warm.errors > 0 {
                 notes.push(format!(
-                    "{label} / {}: warmup: {} errors; first: {}",
+                    "{who} / {}: warmup: {} errors; first: {}",
                     w.name(),
                     warm.errors,
                     warm.first_error.as_deref().unwrap_or("?")
@@ -498,7 +500,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             for g in &report.groups {
                 if g.unsent > 0 {
                     notes.push(format!(
-                        "{label} / {}/{}: {} requests due but never sent (pipeline full or connection lost)",
+                        "{who} / {}/{}: {} requests due but never sent (pipeline full or connection lost)",
                         w.name(),
                         g.name,
                         g.unsent
@@ -529,7 +531,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             }
             if let Some(status) = server.try_exit() {
                 notes.push(format!(
-                    "{label}: exited during {} with {status}; its stderr:\n{}",
+                    "{who}: exited during {} with {status}; its stderr:\n{}",
                     w.name(),
                     server.stderr_tail()
                 ));
@@ -539,10 +541,10 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         let (status, killed) = server.stop();
         if killed {
             notes.push(format!(
-                "{label}: still running {STOP_TIMEOUT:?} after SIGTERM; killed"
+                "{who}: still running {STOP_TIMEOUT:?} after SIGTERM; killed"
             ));
         } else if !status.success() {
-            notes.push(format!("{label}: exited with {status} after SIGTERM"));
+            notes.push(format!("{who}: exited with {status} after SIGTERM"));
         }
     }
     ensure!(
