@@ -35,9 +35,9 @@ pub enum Role {
     Acceptor,
     /// multi-reader's event loops: read, execute and write their connections.
     Reader,
-    /// worker-pool's thread that owns every socket: accepts, reads, parses, writes.
+    /// worker-pool's thread that accepts, reads and parses every connection.
     Dispatch,
-    /// worker-pool's threads that execute requests.
+    /// worker-pool's threads that execute requests and write the replies.
     Worker,
 }
 
