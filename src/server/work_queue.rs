@@ -20,8 +20,8 @@ pub struct WorkQueue<T> {
 struct State<T> {
     items: VecDeque<T>,
     closed: bool,
-    /// Consumers asleep in [`WorkQueue::pop`]: a push wakes one only if
-    /// there is one, so a busy pool costs no wake-up syscalls.
+    /// Consumers asleep in [`WorkQueue::pop`]: a push wakes them only if
+    /// there are any, so a busy pool costs no wake-up syscalls.
     sleepers: usize,
 }
 
@@ -37,14 +37,27 @@ impl<T> WorkQueue<T> {
         }
     }
 
-    /// Adds an item at the back and wakes a sleeping consumer, if any.
-    pub fn push(&self, item: T) {
+    /// Adds items at the back and wakes as many sleeping consumers as there
+    /// are new items. Waking all of them is one call, made after every item
+    /// is queued: a consumer woken per item can preempt the pusher (the
+    /// scheduler's wake-up preemption) before it has queued the next, and
+    /// in interleaved kvbench runs on 2 cores, pushing a dispatch round's
+    /// shares one by one cost worker-pool 5% on `uniform` and 7% pipelined.
+    pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
         let mut state = self.lock();
-        state.items.push_back(item);
-        let wake = state.sleepers > 0;
+        let before = state.items.len();
+        state.items.extend(items);
+        let added = state.items.len() - before;
+        let sleepers = state.sleepers;
         drop(state);
-        if wake {
-            self.wakeup.notify_one();
+        if added >= sleepers {
+            if sleepers > 0 {
+                self.wakeup.notify_all();
+            }
+        } else {
+            for _ in 0..added {
+                self.wakeup.notify_one();
+            }
         }
     }
 
@@ -92,13 +105,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::thread;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn items_come_out_in_order_and_close_ends_consumers() {
         let queue = WorkQueue::new();
-        for n in 0..5 {
-            queue.push(n);
-        }
+        queue.push_all(0..3);
+        queue.push_all([3, 4]);
         queue.close();
         let taken: Vec<i32> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(taken, vec![0, 1, 2, 3, 4]);
@@ -119,9 +132,13 @@ mod tests {
                 })
             })
             .collect();
-        for n in 1..=10_000u64 {
-            queue.push(n);
-            if n % 1000 == 0 {
+        // Pushes of 1 to 5 items: fewer, as many and more than the sleepers.
+        let mut n = 0u64;
+        while n < 10_000 {
+            let next = (n + 1 + n % 5).min(10_000);
+            queue.push_all(n + 1..=next);
+            n = next;
+            if n % 1000 < 5 {
                 // Let consumers run dry and fall asleep now and then.
                 thread::sleep(std::time::Duration::from_millis(2));
             }
@@ -129,5 +146,46 @@ mod tests {
         queue.close();
         let total: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
         assert_eq!(total, 10_000 * 10_001 / 2);
+    }
+
+    /// Waits until `count` consumers sleep in `pop`, or fails after 5 s.
+    fn wait_for_sleepers(queue: &WorkQueue<u32>, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while queue.lock().sleepers < count {
+            assert!(Instant::now() < deadline, "consumers never slept");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_push_wakes_sleepers_for_every_item_before_close() {
+        let queue = Arc::new(WorkQueue::new());
+        let (taken_tx, taken) = std::sync::mpsc::channel();
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let (queue, taken_tx) = (Arc::clone(&queue), taken_tx.clone());
+                thread::spawn(move || {
+                    while let Some(n) = queue.pop() {
+                        taken_tx.send(n).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Fewer items than sleepers (one wake-up per item), then as many
+        // (one wake-up for all): each item must be taken while the queue is
+        // still open, so by a consumer the push woke.
+        for items in [vec![1], vec![2, 3, 4, 5]] {
+            wait_for_sleepers(&queue, 4);
+            queue.push_all(items.clone());
+            let mut got: Vec<u32> = (0..items.len())
+                .map(|_| taken.recv_timeout(Duration::from_secs(5)).expect("woken"))
+                .collect();
+            got.sort();
+            assert_eq!(got, items);
+        }
+        queue.close();
+        for c in consumers {
+            c.join().unwrap();
+        }
     }
 }

@@ -24,9 +24,9 @@
 //! different connections' batches spread over all workers.
 //!
 //! Hand-off cost: the batches parsed in one round of the dispatch loop go out
-//! at its end as at most one share per worker, so a round costs at most one
-//! queue hand-off and one wake-up per worker, not one per request or per
-//! connection; a worker wakes the dispatch thread once per share, and those
+//! at its end as at most one share per worker, queued together, so a round
+//! costs one queue hand-off and at most one wake-up per worker, not one per
+//! request or per connection; a worker wakes the dispatch thread once per share, and those
 //! wake-ups are coalesced by its [`Notifier`].
 
 use std::io;
@@ -333,18 +333,20 @@ impl Dispatch {
     }
 
     /// Ends a round: splits the batches parsed during it into one share per
-    /// worker (at most), so that a round costs at most one queue hand-off
-    /// and one wake-up per worker however many connections it served.
+    /// worker (at most) and queues them together, so that a round costs one
+    /// queue hand-off and at most one wake-up per worker however many
+    /// connections it served.
     fn send_outbox(&mut self) {
         let batches = self.outbox.len();
         if batches == 0 {
             return;
         }
-        let shares = self.workers.min(batches);
-        for k in (0..shares).rev() {
-            let share = self.outbox.split_off(batches * k / shares);
-            self.queue.push(share);
-        }
+        let count = self.workers.min(batches);
+        let shares: Vec<Share> = (0..count)
+            .rev()
+            .map(|k| self.outbox.split_off(batches * k / count))
+            .collect();
+        self.queue.push_all(shares);
     }
 
     /// Forgets connection `i`. One a worker still has (only at shutdown,
