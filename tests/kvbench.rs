@@ -584,6 +584,41 @@ fn compare_rounds_interleave_servers_and_report_medians() {
         );
         assert_eq!(u(row, "errors"), 0, "{row}");
     }
+    // Without multi-reader, the first server is the baseline; each run is
+    // divided by the baseline's run of the same round, and the row shows
+    // the median (of two: the mean) of those ratios.
+    assert_eq!(report["baseline"], "basic");
+    let ratio = |r: &serde_json::Value| f(r, "vs_baseline");
+    assert!(runs[..2].iter().all(|r| u(r, "round") == 1), "{report}");
+    assert!(runs[2..].iter().all(|r| u(r, "round") == 2), "{report}");
+    let per_round: Vec<f64> = [(0, 1), (2, 3)]
+        .iter()
+        .map(|&(b, w)| f(&runs[w], "ops_per_sec") / f(&runs[b], "ops_per_sec"))
+        .collect();
+    assert_eq!(ratio(&runs[0]), 1.0);
+    assert!((ratio(&runs[3]) - per_round[1]).abs() < 1e-9, "{report}");
+    assert_eq!(ratio(&rows[0]), 1.0);
+    let expected = (per_round[0] + per_round[1]) / 2.0;
+    assert!((ratio(&rows[1]) - expected).abs() < 1e-9, "{report}");
+}
+
+#[test]
+fn compare_rejects_a_baseline_it_does_not_run() {
+    let out = kvbench_output(&[
+        "compare",
+        "--patterns",
+        "basic",
+        "--no-memcached",
+        "--no-svg",
+        "--baseline",
+        "worker-pool",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--baseline \"worker-pool\" is not compared; servers are basic"),
+        "{stderr}"
+    );
 }
 
 #[test]

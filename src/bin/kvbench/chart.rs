@@ -235,6 +235,8 @@ mod tests {
             first_error: None,
             imbalance: None,
             threads: None,
+            round: None,
+            vs_baseline: None,
         }
     }
 

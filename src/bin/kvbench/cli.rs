@@ -156,6 +156,11 @@ pub struct CompareArgs {
     /// shows each figure's median over the rounds and the range of ops/s.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
+    /// The server every other's throughput is divided by, round by round,
+    /// in the `vs` column (default: multi-reader when it is compared, else
+    /// the first server): e.g. `memcached` or `worker-pool`.
+    #[arg(long, value_name = "SERVER")]
+    pub baseline: Option<String>,
     /// Client threads (default: cores, at most one per connection).
     #[arg(long)]
     pub client_threads: Option<usize>,

@@ -380,6 +380,8 @@ struct CompareReport<'a> {
     duration_s: f64,
     server_args: &'a [String],
     rounds: usize,
+    /// The server `vs_baseline` divides by.
+    baseline: &'a str,
     /// One row per workload and server (over several rounds: medians).
     rows: &'a [CompareRow],
     /// With several rounds, every measured run.
@@ -418,6 +420,19 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         targets.push(Target::Memcached);
     }
     ensure!(!targets.is_empty(), "nothing to compare");
+    let labels: Vec<&str> = targets.iter().map(Target::label).collect();
+    let baseline = match &args.baseline {
+        Some(b) => {
+            ensure!(
+                labels.contains(&b.as_str()),
+                "--baseline {b:?} is not compared; servers are {}",
+                labels.join(", ")
+            );
+            b.clone()
+        }
+        None if labels.contains(&"multi-reader") => "multi-reader".to_string(),
+        None => labels[0].to_string(),
+    };
     let duration = Duration::from_secs_f64(args.duration);
     let rounds = args.rounds as usize;
     let mut runs: Vec<CompareRow> = Vec::new();
@@ -527,6 +542,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     rounds: 1,
                     ops_min: g.ops_per_sec,
                     ops_max: g.ops_per_sec,
+                    round: Some(round),
+                    vs_baseline: None,
                 });
             }
             if let Some(status) = server.try_exit() {
@@ -552,6 +569,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         "no server could be measured:\n{}",
         notes.join("\n")
     );
+    report::compare_with_baseline(&mut runs, &baseline);
     let rows = report::summarize(&runs);
     let mut extra = if args.server_args.is_empty() {
         String::new()
@@ -570,6 +588,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             duration_s: args.duration,
             server_args: &args.server_args,
             rounds,
+            baseline: &baseline,
             rows: &rows,
             runs: (rounds > 1).then_some(runs.as_slice()),
             notes: &notes,
@@ -577,10 +596,10 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "kvbench compare: --threads {threads}{extra}; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)"
+            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)"
         );
         println!();
-        print!("{}", report::render_compare(&rows));
+        print!("{}", report::render_compare(&rows, &baseline));
         for n in &notes {
             println!("note: {n}");
         }

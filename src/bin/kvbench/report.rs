@@ -396,12 +396,38 @@ pub struct CompareRow {
     /// The lowest and highest ops/s among those runs.
     pub ops_min: f64,
     pub ops_max: f64,
+    /// The round a single run belongs to (from 1); `None` in a folded row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<usize>,
+    /// ops/s over the baseline server's in the same round and workload;
+    /// over several rounds, the median of those per-round ratios, which a
+    /// round where the whole machine was slow does not move. `None` without
+    /// a measured baseline run to compare with.
+    pub vs_baseline: Option<f64>,
+}
+
+/// Sets each run's [`CompareRow::vs_baseline`]: its ops/s over `baseline`'s
+/// in the same round and workload.
+pub fn compare_with_baseline(runs: &mut [CompareRow], baseline: &str) {
+    let ratios: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| {
+            runs.iter()
+                .find(|b| b.server == baseline && b.workload == r.workload && b.round == r.round)
+                .filter(|b| b.ops_per_sec > 0.0)
+                .map(|b| r.ops_per_sec / b.ops_per_sec)
+        })
+        .collect();
+    for (run, ratio) in runs.iter_mut().zip(ratios) {
+        run.vs_baseline = ratio;
+    }
 }
 
 /// Folds the rows of several rounds into one row per workload and server,
-/// in first-seen order: the median of each figure, so that one disturbed
-/// round moves nothing, with counts summed and the range of ops/s kept.
-/// Per-thread deltas belong to single runs and are left out.
+/// in first-seen order: the median of each figure (the per-round ratios to
+/// the baseline included), so that one disturbed round moves nothing, with
+/// counts summed and the range of ops/s kept. Per-thread deltas belong to
+/// single runs and are left out.
 pub fn summarize(runs: &[CompareRow]) -> Vec<CompareRow> {
     let mut keys: Vec<(&str, &str)> = Vec::new();
     for r in runs {
@@ -441,6 +467,8 @@ pub fn summarize(runs: &[CompareRow]) -> Vec<CompareRow> {
                 rounds: of.iter().map(|r| r.rounds).sum(),
                 ops_min: of.iter().map(|r| r.ops_min).fold(f64::INFINITY, f64::min),
                 ops_max: of.iter().map(|r| r.ops_max).fold(0.0, f64::max),
+                round: None,
+                vs_baseline: med_some(|r| r.vs_baseline),
             }
         })
         .collect()
@@ -456,13 +484,16 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// The side-by-side table of `kvbench compare`, grouped by workload.
-pub fn render_compare(rows: &[CompareRow]) -> String {
+/// The side-by-side table of `kvbench compare`, grouped by workload, with
+/// throughput also shown relative to `baseline` (`vs <baseline>`).
+pub fn render_compare(rows: &[CompareRow], baseline: &str) -> String {
     let ranges = rows.iter().any(|r| r.rounds > 1);
+    let vs = format!("vs {baseline}");
     let mut header = vec![
         "workload",
         "server",
         "ops/s",
+        vs.as_str(),
         "p50 µs",
         "p99 µs",
         "p99.9 µs",
@@ -489,6 +520,7 @@ pub fn render_compare(rows: &[CompareRow]) -> String {
                 r.workload.clone(),
                 r.server.clone(),
                 format!("{:.0}", r.ops_per_sec),
+                r.vs_baseline.map_or("-".into(), |v| format!("{v:.2}")),
                 us(r.p50_us),
                 us(r.p99_us),
                 us(r.p999_us),
@@ -543,7 +575,7 @@ mod tests {
         assert!((l.max - 1000.0).abs() < 1.0);
     }
 
-    fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>) -> CompareRow {
+    fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>, round: usize) -> CompareRow {
         CompareRow {
             server: server.into(),
             workload: "uniform".into(),
@@ -561,17 +593,19 @@ mod tests {
             rounds: 1,
             ops_min: ops,
             ops_max: ops,
+            round: Some(round),
+            vs_baseline: None,
         }
     }
 
     #[test]
     fn rounds_fold_into_medians_in_first_seen_order() {
         let runs = [
-            run("b", 100.0, 5.0, Some(2.0)),
-            run("a", 300.0, 9.0, None),
-            run("b", 900.0, 1.0, Some(4.0)), // a disturbed round
-            run("a", 100.0, 7.0, None),
-            run("b", 200.0, 3.0, Some(3.0)),
+            run("b", 100.0, 5.0, Some(2.0), 1),
+            run("a", 300.0, 9.0, None, 1),
+            run("b", 900.0, 1.0, Some(4.0), 2), // a disturbed round
+            run("a", 100.0, 7.0, None, 2),
+            run("b", 200.0, 3.0, Some(3.0), 3),
         ];
         let rows = summarize(&runs);
         let servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
@@ -589,7 +623,7 @@ mod tests {
             "even count: mean of the middle two"
         );
         assert_eq!(a.cpu_us_per_request, None);
-        let table = render_compare(&rows);
+        let table = render_compare(&rows, "a");
         assert!(
             table.contains("ops/s range") && table.contains("100-900"),
             "{table}"
@@ -597,7 +631,38 @@ mod tests {
         // One round: the row as measured, and no range column.
         let single = summarize(&runs[..2]);
         assert!(single[0].threads.is_some());
-        assert!(!render_compare(&single).contains("range"));
+        assert!(!render_compare(&single, "a").contains("range"));
+    }
+
+    #[test]
+    fn throughput_is_compared_with_the_baseline_round_by_round() {
+        let mut runs = [
+            // A round where the whole machine was slow...
+            run("base", 100.0, 1.0, None, 1),
+            run("x", 80.0, 1.0, None, 1),
+            // ...and a quiet one.
+            run("base", 200.0, 1.0, None, 2),
+            run("x", 170.0, 1.0, None, 2),
+            // The baseline did not run in round 3: nothing to compare with.
+            run("x", 10.0, 1.0, None, 3),
+        ];
+        compare_with_baseline(&mut runs, "base");
+        let ratios: Vec<Option<f64>> = runs.iter().map(|r| r.vs_baseline).collect();
+        assert_eq!(ratios, [Some(1.0), Some(0.8), Some(1.0), Some(0.85), None]);
+        let rows = summarize(&runs);
+        assert_eq!(rows[0].vs_baseline, Some(1.0));
+        // The median of 0.80 and 0.85, not the ratio of the medians
+        // (80 / 150 = 0.53).
+        let x = rows[1].vs_baseline.unwrap();
+        assert!((x - 0.825).abs() < 1e-9, "{x}");
+        let table = render_compare(&rows, "base");
+        assert!(
+            table.contains("vs base") && table.contains("0.82"),
+            "{table}"
+        );
+        // No baseline among the runs: no ratios.
+        compare_with_baseline(&mut runs, "other");
+        assert!(summarize(&runs).iter().all(|r| r.vs_baseline.is_none()));
     }
 
     #[test]
