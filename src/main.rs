@@ -19,6 +19,10 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr a pipe nobody reads
+        // any more) is dropped: the default reports it with `eprintln!`,
+        // which panics on the same closed pipe, in whichever thread logged.
+        .log_internal_errors(false)
         .init();
     server::run(&config)
 }

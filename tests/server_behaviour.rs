@@ -512,6 +512,57 @@ fn sigint_exits(pattern: &str) {
 
 per_pattern!(sigint_exits_cleanly, super::sigint_exits, kvserve_only);
 
+/// A server whose stderr pipe has been closed (the process that started it
+/// is gone) still stops on SIGTERM, and cleanly: a log line that cannot be
+/// written must not take down the thread that logs it.
+fn sigterm_with_stderr_closed(pattern: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvserve"))
+        .args(["--pattern", pattern, "--port", "0", "-l", "127.0.0.1"])
+        .args(thread_args(pattern))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kvserve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr
+        .read_line(&mut line)
+        .expect("read the listening line");
+    assert!(line.contains("listening on"), "[{pattern}] {line}");
+    drop(stderr);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "[{pattern}] SIGTERM with stderr closed: {status:?} (None: still running after 5 s)"
+    );
+}
+
+per_pattern!(
+    sigterm_with_stderr_closed,
+    super::sigterm_with_stderr_closed,
+    kvserve_only
+);
+
 // ---------------------------------------------------------------------
 // stats
 

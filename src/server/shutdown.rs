@@ -26,8 +26,10 @@ impl Shutdown {
             .name("signals".into())
             .spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    tracing::info!(signal, "shutting down");
+                    // Stop first: nothing that logging might do can keep
+                    // the server from it.
                     shutdown.trigger();
+                    tracing::info!(signal, "shutting down");
                 }
             })?;
         Ok(())
