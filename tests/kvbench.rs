@@ -644,3 +644,54 @@ fn compare_passes_server_args_to_kvserve() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--no-such-flag"), "{stderr}");
 }
+
+/// The state letter of process `pid` (`None` once it is gone).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which is in parentheses and may hold spaces.
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn servers_stop_when_compare_is_killed() {
+    let mut kvbench = Command::new(env!("CARGO_BIN_EXE_kvbench"))
+        .args([
+            "compare",
+            "--patterns",
+            "basic",
+            "--no-memcached",
+            "--no-svg",
+        ])
+        .args(["--workload", "uniform", "--duration", "30", "-q"])
+        .args(["--kvserve", env!("CARGO_BIN_EXE_kvserve")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kvbench");
+    let children = format!("/proc/{0}/task/{0}/children", kvbench.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = listed.split_whitespace().next() {
+            break pid.parse::<u32>().ok();
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    kvbench.kill().unwrap(); // SIGKILL: kvbench cannot stop anything itself
+    kvbench.wait().unwrap();
+    let server = server.expect("compare started no server within 10 s");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(process_state(server), Some(s) if s != 'Z') && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let state = process_state(server);
+    if matches!(state, Some(s) if s != 'Z') {
+        // SAFETY: kill(2) on the server kvbench started for this test.
+        unsafe { libc::kill(server as libc::pid_t, libc::SIGKILL) };
+        panic!("server {server} still running (state {state:?}) 5 s after kvbench was killed");
+    }
+}

@@ -3,8 +3,9 @@
 //! threads` around each run, stops the servers it started, and reports.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -227,6 +228,18 @@ impl ServerProc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // A server outlives a kvbench that is killed (SIGTERM or SIGKILL
+        // reaches only kvbench, unlike Ctrl-C, which the whole process
+        // group gets) unless the kernel stops it when its parent goes.
+        // SAFETY: prctl(2) is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
