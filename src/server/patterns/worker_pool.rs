@@ -26,8 +26,8 @@
 //! Hand-off cost: the batches parsed in one round of the dispatch loop go out
 //! at its end as at most one share per worker, queued together, so a round
 //! costs one queue hand-off and at most one wake-up per worker, not one per
-//! request or per connection; a worker wakes the dispatch thread once per share, and those
-//! wake-ups are coalesced by its [`Notifier`].
+//! request or per connection; a worker wakes the dispatch thread once per
+//! share, and those wake-ups are coalesced by its [`Notifier`].
 
 use std::io;
 use std::sync::Arc;
