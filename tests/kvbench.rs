@@ -695,3 +695,68 @@ fn servers_stop_when_compare_is_killed() {
         panic!("server {server} still running (state {state:?}) 5 s after kvbench was killed");
     }
 }
+
+/// `Cpus_allowed_list` of process `pid`, e.g. `0-1`.
+fn cpus_allowed(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))?;
+    Some(line.split_whitespace().nth(1)?.to_string())
+}
+
+#[test]
+fn compare_keeps_client_and_servers_on_their_cpus() {
+    // Two CPUs this test may use (the same one twice on a 1-CPU machine).
+    let mine = cpus_allowed(std::process::id()).expect("own Cpus_allowed_list");
+    let mut usable = Vec::new();
+    for part in mine.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        usable.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+    }
+    let client = usable[0].to_string();
+    let server = usable[usable.len().min(2) - 1].to_string();
+    let mut kvbench = Command::new(env!("CARGO_BIN_EXE_kvbench"))
+        .args([
+            "compare",
+            "--patterns",
+            "worker-pool",
+            "--no-memcached",
+            "--no-svg",
+        ])
+        .args(["--workload", "uniform", "--duration", "1", "-q", "--json"])
+        .args(["--client-cpus", &client, "--server-cpus", &server])
+        .args(["--kvserve", env!("CARGO_BIN_EXE_kvserve")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kvbench");
+    let children = format!("/proc/{0}/task/{0}/children", kvbench.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = None;
+    while seen.is_none() && Instant::now() < deadline {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = listed.split_whitespace().next() {
+            let pid: u32 = pid.parse().unwrap();
+            seen = cpus_allowed(pid).zip(cpus_allowed(kvbench.id()));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = String::new();
+    kvbench
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = kvbench.wait().unwrap();
+    let (server_cpus, client_cpus) = seen.expect("no server seen running within 10 s");
+    assert_eq!(server_cpus, server, "the server's CPUs");
+    assert_eq!(client_cpus, client, "kvbench's own CPUs");
+    assert!(status.success(), "{status}: {stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["client_cpus"], client.as_str(), "{report}");
+    assert_eq!(report["server_cpus"], server.as_str(), "{report}");
+    assert!(f(&report["rows"][0], "ops_per_sec") > 0.0, "{report}");
+}

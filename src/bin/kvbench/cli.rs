@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cpus::CpuList;
 use crate::workload::{Ratio, ValueSize, WorkloadName};
 
 /// kvbench: load generator for memcached-text servers, and side-by-side
@@ -38,6 +39,10 @@ pub struct RunArgs {
     /// Client threads (default: cores, at most one per connection).
     #[arg(long)]
     pub client_threads: Option<usize>,
+    /// CPUs the client threads run on, e.g. 0 or 0-3,6 (default: any).
+    /// Keep them off the server's CPUs to measure the server alone.
+    #[arg(long, value_name = "LIST")]
+    pub client_cpus: Option<CpuList>,
     /// Print machine-readable JSON to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +169,15 @@ pub struct CompareArgs {
     /// Client threads (default: cores, at most one per connection).
     #[arg(long)]
     pub client_threads: Option<usize>,
+    /// CPUs the client threads run on, e.g. 0 or 0-3 (default: any). With
+    /// --server-cpus on other CPUs, the client's wake-ups and preemptions
+    /// no longer land on the server's cores.
+    #[arg(long, value_name = "LIST")]
+    pub client_cpus: Option<CpuList>,
+    /// CPUs every server runs on, e.g. 1 or 4-7 (default: any, never only
+    /// the --client-cpus).
+    #[arg(long, value_name = "LIST")]
+    pub server_cpus: Option<CpuList>,
     /// Print machine-readable JSON to stdout instead of the table.
     #[arg(long)]
     pub json: bool,

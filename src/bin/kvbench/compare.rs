@@ -16,6 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{CompareArgs, WorkloadArgs};
+use crate::cpus::Affinity;
 use crate::report::{self, CompareRow};
 use crate::run::{self, Options};
 use crate::server_cpu::process_cpu_time;
@@ -161,7 +162,13 @@ struct ServerProc {
 impl ServerProc {
     /// `kvserve --pattern P --port 0 -l 127.0.0.1 --threads N EXTRA...`, then
     /// its `listening on ADDR` stderr line.
-    fn start_kvserve(bin: &Path, pattern: &str, threads: usize, extra: &[String]) -> Result<Self> {
+    fn start_kvserve(
+        bin: &Path,
+        pattern: &str,
+        threads: usize,
+        extra: &[String],
+        cpus: Affinity,
+    ) -> Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["--pattern", pattern, "--port", "0", "-l", "127.0.0.1"])
             .args(["--threads", &threads.to_string()])
@@ -169,7 +176,7 @@ impl ServerProc {
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1");
         let (tx, rx) = mpsc::channel();
-        let mut server = ServerProc::spawn(cmd, pattern.to_string(), Some(tx))?;
+        let mut server = ServerProc::spawn(cmd, pattern.to_string(), Some(tx), cpus)?;
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) if addr.ip().is_loopback() => {
                 server.addr = addr;
@@ -190,7 +197,7 @@ impl ServerProc {
 
     /// `memcached -p PORT -l 127.0.0.1 -U 0 -t N -c 4096 [-u root]`, on a
     /// port that was free a moment ago; waits until it accepts.
-    fn start_memcached(threads: usize) -> Result<Self> {
+    fn start_memcached(threads: usize, cpus: Affinity) -> Result<Self> {
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -201,7 +208,7 @@ impl ServerProc {
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
             }
-            let mut server = ServerProc::spawn(cmd, "memcached".into(), None)?;
+            let mut server = ServerProc::spawn(cmd, "memcached".into(), None, cpus)?;
             server.addr = SocketAddr::from(([127, 0, 0, 1], port));
             let deadline = Instant::now() + START_TIMEOUT;
             while Instant::now() < deadline && server.try_exit().is_none() {
@@ -224,6 +231,7 @@ impl ServerProc {
         mut cmd: Command,
         label: String,
         listening: Option<mpsc::Sender<SocketAddr>>,
+        cpus: Affinity,
     ) -> Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -231,13 +239,15 @@ impl ServerProc {
         // A server outlives a kvbench that is killed (SIGTERM or SIGKILL
         // reaches only kvbench, unlike Ctrl-C, which the whole process
         // group gets) unless the kernel stops it when its parent goes.
-        // SAFETY: prctl(2) is async-signal-safe and touches only the child.
+        // It runs on `cpus`, never on the client's (inherited) CPUs.
+        // SAFETY: prctl(2) and sched_setaffinity(2) are async-signal-safe
+        // and touch only the child.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                Ok(())
+                cpus.apply()
             });
         }
         let mut child = cmd
@@ -395,6 +405,9 @@ struct CompareReport<'a> {
     rounds: usize,
     /// The server `vs_baseline` divides by.
     baseline: &'a str,
+    /// `--client-cpus` and `--server-cpus`, when given.
+    client_cpus: Option<String>,
+    server_cpus: Option<String>,
     /// One row per workload and server (over several rounds: medians).
     rows: &'a [CompareRow],
     /// With several rounds, every measured run.
@@ -446,6 +459,17 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         None if labels.contains(&"multi-reader") => "multi-reader".to_string(),
         None => labels[0].to_string(),
     };
+    // Servers get --server-cpus, or every CPU kvbench itself may use, so
+    // that they never inherit --client-cpus.
+    let server_cpus = match &args.server_cpus {
+        Some(list) => Affinity::of(list),
+        None => Affinity::current().context("reading kvbench's CPU affinity")?,
+    };
+    if let Some(list) = &args.client_cpus {
+        Affinity::of(list)
+            .apply()
+            .with_context(|| format!("--client-cpus {list}"))?;
+    }
     let duration = Duration::from_secs_f64(args.duration);
     let rounds = args.rounds as usize;
     let mut runs: Vec<CompareRow> = Vec::new();
@@ -462,9 +486,9 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         let who = format!("{label}{of_rounds}");
         let started = match target {
             Target::Kvserve(p) => {
-                ServerProc::start_kvserve(&kvserve, p, threads, &args.server_args)
+                ServerProc::start_kvserve(&kvserve, p, threads, &args.server_args, server_cpus)
             }
-            Target::Memcached => ServerProc::start_memcached(threads),
+            Target::Memcached => ServerProc::start_memcached(threads, server_cpus),
         };
         let mut server = match started {
             Ok(s) => s,
@@ -589,6 +613,12 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     } else {
         format!(" {}", args.server_args.join(" "))
     };
+    if let Some(list) = &args.client_cpus {
+        extra += &format!(" --client-cpus {list}");
+    }
+    if let Some(list) = &args.server_cpus {
+        extra += &format!(" --server-cpus {list}");
+    }
     let mut per_run = format!("{:.1} s per run", args.duration);
     if rounds > 1 {
         per_run += &format!(", {rounds} rounds (medians)");
@@ -602,6 +632,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             server_args: &args.server_args,
             rounds,
             baseline: &baseline,
+            client_cpus: args.client_cpus.as_ref().map(ToString::to_string),
+            server_cpus: args.server_cpus.as_ref().map(ToString::to_string),
             rows: &rows,
             runs: (rounds > 1).then_some(runs.as_slice()),
             notes: &notes,

@@ -8,12 +8,14 @@
 //! - [`report`]: tables and JSON.
 //! - [`compare`]: starting servers, `stats threads`, imbalance.
 //! - [`server_cpu`]: a server process's CPU time, from /proc.
+//! - [`cpus`]: keeping client and servers on separate CPUs.
 //! - [`chart`]: the SVG chart of a comparison.
 
 mod chart;
 mod cli;
 mod client;
 mod compare;
+mod cpus;
 mod report;
 mod run;
 mod server_cpu;
@@ -41,6 +43,12 @@ fn main() -> Result<()> {
 fn run_command(args: &RunArgs) -> Result<()> {
     let server = resolve(&args.server, args.allow_remote)?;
     let plan = workload::plan(&args.workload)?;
+    if let Some(list) = &args.client_cpus {
+        // Before any client thread starts: they inherit it.
+        cpus::Affinity::of(list)
+            .apply()
+            .with_context(|| format!("--client-cpus {list}"))?;
+    }
     let opts = run::Options {
         server,
         duration: Duration::from_secs_f64(args.duration),
