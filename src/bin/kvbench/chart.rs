@@ -64,6 +64,14 @@ pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
     Ok(())
 }
 
+/// The title's font size: 22 px, smaller when a long title (many flags)
+/// would not fit the width (a sans-serif glyph is at most about 0.5 em
+/// wide on average).
+fn title_size(width: u32, title: &str) -> f64 {
+    let fits = 0.98 * width as f64 / (0.5 * title.chars().count().max(1) as f64);
+    fits.min(22.0)
+}
+
 /// The title, and a legend: one coloured square per server.
 fn draw_header(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
@@ -76,7 +84,10 @@ fn draw_header(
     area.draw(&Text::new(
         title.to_string(),
         (width as i32 / 2, 10),
-        (FONT, 22).into_font().color(&BLACK).pos(centre),
+        (FONT, title_size(width, title))
+            .into_font()
+            .color(&BLACK)
+            .pos(centre),
     ))
     .map_err(plot_error)?;
     let mut legend: Vec<(String, RGBColor)> = servers
@@ -216,6 +227,17 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_titles_shrink_to_fit() {
+        assert_eq!(title_size(720, "kvbench compare: --threads 2"), 22.0);
+        let long = "kvbench compare: --threads 2 --client-cpus 0 --server-cpus 1, 5.0 s per run, 5 rounds (medians)";
+        let size = title_size(720, long);
+        assert!(
+            size < 22.0 && 0.5 * size * long.len() as f64 <= 720.0,
+            "{size}"
+        );
+    }
 
     fn row(server: &str, workload: &str, ops: f64, p99: f64, errors: u64) -> CompareRow {
         CompareRow {
