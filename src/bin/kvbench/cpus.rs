@@ -69,6 +69,7 @@ impl fmt::Display for CpuList {
 pub struct Affinity(libc::cpu_set_t);
 
 impl Affinity {
+    /// The CPUs of `list`, as the kernel takes them.
     pub fn of(list: &CpuList) -> Affinity {
         // SAFETY: cpu_set_t is a plain bit array; CPU_SET stays in bounds
         // because the parser refused CPUs past CPU_SETSIZE.
