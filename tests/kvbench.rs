@@ -652,6 +652,21 @@ fn process_state(pid: u32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
+/// The first child process of `pid` (the server a `compare` started),
+/// waiting for it at most 10 s.
+fn first_child(pid: u32) -> Option<u32> {
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(child) = listed.split_whitespace().next() {
+            return child.parse().ok();
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 #[test]
 fn servers_stop_when_compare_is_killed() {
     let mut kvbench = Command::new(env!("CARGO_BIN_EXE_kvbench"))
@@ -669,18 +684,7 @@ fn servers_stop_when_compare_is_killed() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kvbench");
-    let children = format!("/proc/{0}/task/{0}/children", kvbench.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let server = loop {
-        let listed = std::fs::read_to_string(&children).unwrap_or_default();
-        if let Some(pid) = listed.split_whitespace().next() {
-            break pid.parse::<u32>().ok();
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let server = first_child(kvbench.id());
     kvbench.kill().unwrap(); // SIGKILL: kvbench cannot stop anything itself
     kvbench.wait().unwrap();
     let server = server.expect("compare started no server within 10 s");
@@ -732,17 +736,8 @@ fn compare_keeps_client_and_servers_on_their_cpus() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kvbench");
-    let children = format!("/proc/{0}/task/{0}/children", kvbench.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = None;
-    while seen.is_none() && Instant::now() < deadline {
-        let listed = std::fs::read_to_string(&children).unwrap_or_default();
-        if let Some(pid) = listed.split_whitespace().next() {
-            let pid: u32 = pid.parse().unwrap();
-            seen = cpus_allowed(pid).zip(cpus_allowed(kvbench.id()));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    let seen = first_child(kvbench.id())
+        .and_then(|server| cpus_allowed(server).zip(cpus_allowed(kvbench.id())));
     let mut stdout = String::new();
     kvbench
         .stdout
