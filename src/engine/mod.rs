@@ -5,6 +5,7 @@
 mod execute;
 mod report;
 pub mod stats;
+pub mod work;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
