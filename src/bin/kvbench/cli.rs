@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cpus::CpuList;
-use crate::workload::{Ratio, ValueSize, WorkloadName};
+use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
+use crate::measure::cpus::CpuList;
 
 /// kvbench: load generator for memcached-text servers, and side-by-side
 /// comparison of kvserve's threading patterns (and memcached).
@@ -53,83 +53,13 @@ pub struct RunArgs {
     pub workload: WorkloadArgs,
 }
 
-/// Workload knobs; each overrides the named workload's default.
-#[derive(Args, Debug, Clone, Default)]
-pub struct WorkloadArgs {
-    /// Named workload: uniform (100 B values, 9:1 get:set, 50 connections,
-    /// depth 1), pipelined (depth 16), large (16 KiB values, 1000 keys),
-    /// many-conns (1000 connections), skewed (4 heavy connections pipelining
-    /// 16-key multi-gets of 64 KiB values 16 deep beside 50 light ones sending
-    /// single gets at a fixed total rate; reported as two rows).
-    #[arg(long, value_enum, default_value = "uniform")]
-    pub workload: WorkloadName,
-    /// Connections (skewed: the light ones).
-    #[arg(short, long)]
-    pub connections: Option<usize>,
-    /// Key space: keys PREFIX0 .. PREFIX<K-1>, chosen uniformly.
-    #[arg(short, long)]
-    pub keys: Option<u64>,
-    /// Value size in bytes, or a range A-B drawn uniformly (k/m suffixes allowed).
-    #[arg(long)]
-    pub value_size: Option<ValueSize>,
-    /// Mix of gets to sets, GETS:SETS (e.g. 9:1, 1:0 for gets only).
-    #[arg(long)]
-    pub get_ratio: Option<Ratio>,
-    /// Keys per get (`get k1 k2 ...`).
-    #[arg(long)]
-    pub multiget: Option<u32>,
-    /// Requests in flight per connection (pipeline depth).
-    #[arg(short = 'd', long)]
-    pub pipeline: Option<usize>,
-    /// Open loop at this total rate (requests/s); latency counts from each
-    /// request's intended send time. Without it: closed loop (skewed: the
-    /// light clients' rate, default 2000).
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Prefill every key with a set before measuring (default: true).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub warmup: Option<bool>,
-    /// Same as --warmup=false.
-    #[arg(long, conflicts_with = "warmup")]
-    pub no_warmup: bool,
-    /// Key prefix (skewed: heavy keys get PREFIX + "h:").
-    #[arg(long)]
-    pub key_prefix: Option<String>,
-    /// skewed: heavy connections.
-    #[arg(long)]
-    pub heavy_connections: Option<usize>,
-    /// skewed: heavy value size (or range).
-    #[arg(long)]
-    pub heavy_value_size: Option<ValueSize>,
-    /// skewed: keys per heavy multi-get.
-    #[arg(long)]
-    pub heavy_multiget: Option<u32>,
-    /// skewed: heavy pipeline depth.
-    #[arg(long)]
-    pub heavy_pipeline: Option<usize>,
-    /// skewed: heavy key space.
-    #[arg(long)]
-    pub heavy_keys: Option<u64>,
-    /// Open loop: busy-poll from this many µs before each send is due, as a
-    /// timer wake-up can be that late (0: sleep until the timer fires).
-    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    pub spin_us: u64,
-    /// Seconds to wait for a connect, warmup reply or the last replies of a run.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
-    pub timeout: f64,
-}
-
+/// The servers a command starts and the CPUs it runs them and itself on;
+/// shared by `compare` and `sweep`.
 #[derive(Args, Debug, Clone)]
-pub struct CompareArgs {
+pub struct ServerArgs {
     /// Threads for each server (kvserve --threads, memcached -t); default: cores.
     #[arg(short, long)]
     pub threads: Option<usize>,
-    /// Seconds of measured load per workload and server.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
-    pub duration: f64,
-    /// Workloads to run, in order (repeat or comma-separate; default: all).
-    #[arg(short, long = "workload", value_enum, value_delimiter = ',')]
-    pub workloads: Vec<WorkloadName>,
     /// kvserve patterns to start.
     #[arg(
         long,
@@ -137,12 +67,6 @@ pub struct CompareArgs {
         default_value = "basic,multi-reader,worker-pool"
     )]
     pub patterns: Vec<String>,
-    /// Include memcached even if no executable `memcached` is found on PATH.
-    #[arg(long)]
-    pub memcached: bool,
-    /// Leave memcached out even if it is on PATH.
-    #[arg(long, conflicts_with = "memcached")]
-    pub no_memcached: bool,
     /// The kvserve binary (default: `kvserve` next to this executable).
     #[arg(long)]
     pub kvserve: Option<PathBuf>,
@@ -150,6 +74,36 @@ pub struct CompareArgs {
     /// --server-arg=--work-us=5.
     #[arg(long = "server-arg", allow_hyphen_values = true, value_name = "ARG")]
     pub server_args: Vec<String>,
+    /// Client threads (default: cores, at most one per connection).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+    /// CPUs the client threads run on, e.g. 0 or 0-3 (default: any). With
+    /// --server-cpus on other CPUs, the client's wake-ups and preemptions
+    /// no longer land on the server's cores.
+    #[arg(long, value_name = "LIST")]
+    pub client_cpus: Option<CpuList>,
+    /// CPUs every server runs on, e.g. 1 or 4-7 (default: any, never only
+    /// the --client-cpus).
+    #[arg(long, value_name = "LIST")]
+    pub server_cpus: Option<CpuList>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub servers: ServerArgs,
+    /// Seconds of measured load per workload and server.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// Workloads to run, in order (repeat or comma-separate; default: all).
+    #[arg(short, long = "workload", value_enum, value_delimiter = ',')]
+    pub workloads: Vec<WorkloadName>,
+    /// Include memcached even if no executable `memcached` is found on PATH.
+    #[arg(long)]
+    pub memcached: bool,
+    /// Leave memcached out even if it is on PATH.
+    #[arg(long, conflicts_with = "memcached")]
+    pub no_memcached: bool,
     /// Where to write the SVG chart.
     #[arg(long, default_value = "kvbench-compare.svg")]
     pub svg: PathBuf,
@@ -166,35 +120,12 @@ pub struct CompareArgs {
     /// the first server): e.g. `memcached` or `worker-pool`.
     #[arg(long, value_name = "SERVER")]
     pub baseline: Option<String>,
-    /// Client threads (default: cores, at most one per connection).
-    #[arg(long)]
-    pub client_threads: Option<usize>,
-    /// CPUs the client threads run on, e.g. 0 or 0-3 (default: any). With
-    /// --server-cpus on other CPUs, the client's wake-ups and preemptions
-    /// no longer land on the server's cores.
-    #[arg(long, value_name = "LIST")]
-    pub client_cpus: Option<CpuList>,
-    /// CPUs every server runs on, e.g. 1 or 4-7 (default: any, never only
-    /// the --client-cpus).
-    #[arg(long, value_name = "LIST")]
-    pub server_cpus: Option<CpuList>,
     /// Print machine-readable JSON to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
-}
-
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("not a number of seconds: {text}"))?;
-    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
-        Ok(secs)
-    } else {
-        Err(format!("seconds must be in (0, 86400]: {text}"))
-    }
 }
 
 #[cfg(test)]
@@ -221,7 +152,7 @@ mod tests {
         let Command::Compare(args) = cli.command else {
             panic!("not compare")
         };
-        assert_eq!(args.server_args, ["--work-us", "5"]);
+        assert_eq!(args.servers.server_args, ["--work-us", "5"]);
         assert_eq!(
             args.workloads,
             [WorkloadName::Uniform, WorkloadName::Pipelined]

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::workload::{GroupSpec, Rng};
+use crate::load::workload::{GroupSpec, Rng};
 
 /// Longest reply line accepted before the stream counts as broken.
 const MAX_LINE: usize = 8192;
@@ -651,8 +651,8 @@ mod tests {
             connections: 1,
             keys: 5,
             key_prefix: "k".into(),
-            value_size: crate::workload::ValueSize::fixed(4),
-            get_ratio: crate::workload::Ratio { gets: 1, sets: 0 },
+            value_size: crate::load::workload::ValueSize::fixed(4),
+            get_ratio: crate::load::workload::Ratio { gets: 1, sets: 0 },
             multiget: 3,
             pipeline: 1,
             rate: None,

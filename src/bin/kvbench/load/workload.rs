@@ -5,9 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{bail, ensure, Result};
-use clap::ValueEnum;
-
-use crate::cli::WorkloadArgs;
+use clap::{Args, ValueEnum};
 
 /// The named workloads of `--workload`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -38,6 +36,72 @@ impl WorkloadName {
             WorkloadName::Skewed => "skewed",
         }
     }
+}
+
+/// Workload knobs; each overrides the named workload's default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WorkloadArgs {
+    /// Named workload: uniform (100 B values, 9:1 get:set, 50 connections,
+    /// depth 1), pipelined (depth 16), large (16 KiB values, 1000 keys),
+    /// many-conns (1000 connections), skewed (4 heavy connections pipelining
+    /// 16-key multi-gets of 64 KiB values 16 deep beside 50 light ones sending
+    /// single gets at a fixed total rate; reported as two rows).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub workload: WorkloadName,
+    /// Connections (skewed: the light ones).
+    #[arg(short, long)]
+    pub connections: Option<usize>,
+    /// Key space: keys PREFIX0 .. PREFIX<K-1>, chosen uniformly.
+    #[arg(short, long)]
+    pub keys: Option<u64>,
+    /// Value size in bytes, or a range A-B drawn uniformly (k/m suffixes allowed).
+    #[arg(long)]
+    pub value_size: Option<ValueSize>,
+    /// Mix of gets to sets, GETS:SETS (e.g. 9:1, 1:0 for gets only).
+    #[arg(long)]
+    pub get_ratio: Option<Ratio>,
+    /// Keys per get (`get k1 k2 ...`).
+    #[arg(long)]
+    pub multiget: Option<u32>,
+    /// Requests in flight per connection (pipeline depth).
+    #[arg(short = 'd', long)]
+    pub pipeline: Option<usize>,
+    /// Open loop at this total rate (requests/s); latency counts from each
+    /// request's intended send time. Without it: closed loop (skewed: the
+    /// light clients' rate, default 2000).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Prefill every key with a set before measuring (default: true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub warmup: Option<bool>,
+    /// Same as --warmup=false.
+    #[arg(long, conflicts_with = "warmup")]
+    pub no_warmup: bool,
+    /// Key prefix (skewed: heavy keys get PREFIX + "h:").
+    #[arg(long)]
+    pub key_prefix: Option<String>,
+    /// skewed: heavy connections.
+    #[arg(long)]
+    pub heavy_connections: Option<usize>,
+    /// skewed: heavy value size (or range).
+    #[arg(long)]
+    pub heavy_value_size: Option<ValueSize>,
+    /// skewed: keys per heavy multi-get.
+    #[arg(long)]
+    pub heavy_multiget: Option<u32>,
+    /// skewed: heavy pipeline depth.
+    #[arg(long)]
+    pub heavy_pipeline: Option<usize>,
+    /// skewed: heavy key space.
+    #[arg(long)]
+    pub heavy_keys: Option<u64>,
+    /// Open loop: busy-poll from this many µs before each send is due, as a
+    /// timer wake-up can be that late (0: sleep until the timer fires).
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: u64,
+    /// Seconds to wait for a connect, warmup reply or the last replies of a run.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    pub timeout: f64,
 }
 
 /// Largest value kvbench sends (memcached's own ceiling is 1 GiB; servers
@@ -339,6 +403,18 @@ fn validate(g: &GroupSpec) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Reads a positive number of seconds, at most a day.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {text}"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(secs)
+    } else {
+        Err(format!("seconds must be in (0, 86400]: {text}"))
+    }
 }
 
 /// splitmix64: small, fast and good enough to pick keys.

@@ -1,4 +1,10 @@
-//! Results: what a run reports (as a table or JSON), and the comparison table.
+//! Reporting: what a run reports (as a table or JSON), the comparison
+//! table, and the charts.
+
+pub mod bars;
+mod progress;
+
+pub use progress::progress_bar;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -6,10 +12,10 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::ErrorKind;
-use crate::compare::ThreadStat;
-use crate::run::{GroupStats, Options, RunResult, WarmupResult};
-use crate::workload::{GroupSpec, Plan};
+use crate::load::client::ErrorKind;
+use crate::load::driver::{GroupStats, Options, RunResult, WarmupResult};
+use crate::load::workload::{GroupSpec, Plan};
+use crate::measure::threads::ThreadStat;
 
 /// Latency percentiles in microseconds.
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]

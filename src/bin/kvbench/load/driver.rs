@@ -19,8 +19,8 @@ use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::client::{self, Conn, ErrorKind, Expect, Outcome, ReplyParser, RequestGen};
-use crate::workload::{GroupSpec, Plan, Rng};
+use crate::load::client::{self, Conn, ErrorKind, Expect, Outcome, ReplyParser, RequestGen};
+use crate::load::workload::{GroupSpec, Plan, Rng};
 
 /// Latencies above this many nanoseconds (100 s) are clamped.
 const HIST_MAX_NS: u64 = 100_000_000_000;
@@ -877,8 +877,7 @@ fn set_timer_slack() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::WorkloadArgs;
-    use crate::workload::{plan, WorkloadName};
+    use crate::load::workload::{plan, WorkloadArgs, WorkloadName};
 
     fn plan_of(name: WorkloadName) -> Plan {
         plan(&WorkloadArgs {

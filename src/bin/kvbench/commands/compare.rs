@@ -1,0 +1,278 @@
+//! `kvbench compare`: starts kvserve once per pattern (and memcached as the
+//! reference), runs the workloads against each in turn, reads `stats
+//! threads` around each run, stops the servers it started, and reports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use serde::Serialize;
+
+use crate::cli::{CompareArgs, ServerArgs};
+use crate::load::driver::{self, Options};
+use crate::load::workload::{self, WorkloadArgs, WorkloadName};
+use crate::measure::cpus::Affinity;
+use crate::measure::server_cpu::process_cpu_time;
+use crate::measure::threads::{imbalance, stats_threads, thread_deltas};
+use crate::report::{self, progress_bar, CompareRow};
+use crate::servers::{self, Launcher, STOP_TIMEOUT};
+
+/// Connect, warmup and end-of-run grace timeout of each run.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Open-loop busy-poll ahead of each send (`kvbench run --spin-us`).
+pub const SPIN_US: u64 = 75;
+
+#[derive(Serialize)]
+struct CompareReport<'a> {
+    threads: usize,
+    duration_s: f64,
+    server_args: &'a [String],
+    rounds: usize,
+    /// The server `vs_baseline` divides by.
+    baseline: &'a str,
+    /// `--client-cpus` and `--server-cpus`, when given.
+    client_cpus: Option<String>,
+    server_cpus: Option<String>,
+    /// One row per workload and server (over several rounds: medians).
+    rows: &'a [CompareRow],
+    /// With several rounds, every measured run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<&'a [CompareRow]>,
+    notes: &'a [String],
+}
+
+pub fn compare(args: &CompareArgs) -> Result<()> {
+    let workloads = if args.workloads.is_empty() {
+        WorkloadName::ALL.to_vec()
+    } else {
+        args.workloads.clone()
+    };
+    let memcached = if args.memcached {
+        Some(true)
+    } else {
+        args.no_memcached.then_some(false)
+    };
+    let targets = servers::targets(&args.servers.patterns, memcached)?;
+    let labels: Vec<&str> = targets.iter().map(servers::Target::label).collect();
+    let baseline = match &args.baseline {
+        Some(b) => {
+            ensure!(
+                labels.contains(&b.as_str()),
+                "--baseline {b:?} is not compared; servers are {}",
+                labels.join(", ")
+            );
+            b.clone()
+        }
+        None if labels.contains(&"multi-reader") => "multi-reader".to_string(),
+        None => labels[0].to_string(),
+    };
+    let launcher = launcher(&args.servers)?;
+    let threads = launcher.threads;
+    let duration = Duration::from_secs_f64(args.duration);
+    let rounds = args.rounds as usize;
+    let mut runs: Vec<CompareRow> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    // Round by round, every server in turn: drift hits them all alike.
+    for (round, target) in (1..=rounds).flat_map(|n| targets.iter().map(move |t| (n, t))) {
+        let label = target.label().to_string();
+        let of_rounds = if rounds > 1 {
+            format!(" (round {round}/{rounds})")
+        } else {
+            String::new()
+        };
+        // Who a note is about: the server, and the round if there are several.
+        let who = format!("{label}{of_rounds}");
+        let mut server = match launcher.start(target) {
+            Ok(s) => s,
+            Err(e) => {
+                let note = format!("{who}: not started: {e:#}");
+                eprintln!("kvbench: {note}");
+                notes.push(note);
+                continue;
+            }
+        };
+        let is_kvserve = matches!(target, servers::Target::Kvserve(_));
+        for &w in &workloads {
+            let plan = workload::plan(&WorkloadArgs {
+                workload: w,
+                ..WorkloadArgs::default()
+            })?;
+            let opts = Options {
+                server: server.addr,
+                duration,
+                client_threads: plan.client_threads(args.servers.client_threads),
+                timeout: RUN_TIMEOUT,
+                spin: Duration::from_micros(SPIN_US),
+            };
+            let bar = progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
+            let warm = driver::warmup(&plan, &opts, &bar);
+            let before = is_kvserve
+                .then(|| stats_threads(server.addr, RUN_TIMEOUT))
+                .transpose();
+            let cpu_before = process_cpu_time(server.pid());
+            let result = driver::measure(&plan, &opts, &bar)?;
+            let cpu_after = process_cpu_time(server.pid());
+            let after = is_kvserve
+                .then(|| stats_threads(server.addr, RUN_TIMEOUT))
+                .transpose();
+            bar.finish_and_clear();
+            let deltas = match (before, after) {
+                (Ok(Some(b)), Ok(Some(a))) => Some(thread_deltas(&b, &a)),
+                (Err(e), _) | (_, Err(e)) => {
+                    notes.push(format!("{who} / {}: stats threads: {e:#}", w.name()));
+                    None
+                }
+                _ => None,
+            };
+            let imbalance = deltas.as_deref().and_then(imbalance);
+            let report = report::run_report(&plan, &opts, &warm, &result);
+            let requests: u64 = report.groups.iter().map(|g| g.requests).sum();
+            let cpu_us_per_request = match (cpu_before, cpu_after) {
+                (Ok(b), Ok(a)) if requests > 0 => {
+                    Some(a.saturating_sub(b).as_secs_f64() * 1e6 / requests as f64)
+                }
+                _ => None,
+            };
+            if warm.errors > 0 {
+                notes.push(format!(
+                    "{who} / {}: warmup: {} errors; first: {}",
+                    w.name(),
+                    warm.errors,
+                    warm.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+            for g in &report.groups {
+                if g.unsent > 0 {
+                    notes.push(format!(
+                        "{who} / {}/{}: {} requests due but never sent (pipeline full or connection lost)",
+                        w.name(),
+                        g.name,
+                        g.unsent
+                    ));
+                }
+                runs.push(CompareRow {
+                    server: label.clone(),
+                    workload: if report.groups.len() > 1 {
+                        format!("{}/{}", w.name(), g.name)
+                    } else {
+                        w.name().to_string()
+                    },
+                    ops_per_sec: g.ops_per_sec,
+                    p50_us: g.latency_us.p50,
+                    p99_us: g.latency_us.p99,
+                    p999_us: g.latency_us.p999,
+                    requests: g.requests,
+                    misses: g.misses,
+                    errors: g.errors,
+                    first_error: g.first_error.clone(),
+                    imbalance,
+                    threads: deltas.clone(),
+                    cpu_us_per_request,
+                    rounds: 1,
+                    ops_min: g.ops_per_sec,
+                    ops_max: g.ops_per_sec,
+                    round: Some(round),
+                    vs_baseline: None,
+                });
+            }
+            if let Some(status) = server.try_exit() {
+                notes.push(format!(
+                    "{who}: exited during {} with {status}; its stderr:\n{}",
+                    w.name(),
+                    server.stderr_tail()
+                ));
+                break;
+            }
+        }
+        let (status, killed) = server.stop();
+        if killed {
+            notes.push(format!(
+                "{who}: still running {STOP_TIMEOUT:?} after SIGTERM; killed"
+            ));
+        } else if !status.success() {
+            notes.push(format!("{who}: exited with {status} after SIGTERM"));
+        }
+    }
+    ensure!(
+        !runs.is_empty(),
+        "no server could be measured:\n{}",
+        notes.join("\n")
+    );
+    report::compare_with_baseline(&mut runs, &baseline);
+    let rows = report::summarize(&runs);
+    let mut extra = if args.servers.server_args.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", args.servers.server_args.join(" "))
+    };
+    if let Some(list) = &args.servers.client_cpus {
+        extra += &format!(" --client-cpus {list}");
+    }
+    if let Some(list) = &args.servers.server_cpus {
+        extra += &format!(" --server-cpus {list}");
+    }
+    let mut per_run = format!("{:.1} s per run", args.duration);
+    if rounds > 1 {
+        per_run += &format!(", {rounds} rounds (medians)");
+    }
+    extra += ", ";
+    extra += &per_run;
+    if args.json {
+        let out = CompareReport {
+            threads,
+            duration_s: args.duration,
+            server_args: &args.servers.server_args,
+            rounds,
+            baseline: &baseline,
+            client_cpus: args.servers.client_cpus.as_ref().map(ToString::to_string),
+            server_cpus: args.servers.server_cpus.as_ref().map(ToString::to_string),
+            rows: &rows,
+            runs: (rounds > 1).then_some(runs.as_slice()),
+            notes: &notes,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)"
+        );
+        println!();
+        print!("{}", report::render_compare(&rows, &baseline));
+        for n in &notes {
+            println!("note: {n}");
+        }
+    }
+    if !args.no_svg && !rows.is_empty() {
+        let title = format!("kvbench compare: --threads {threads}{extra}");
+        report::bars::write_svg(&args.svg, &title, &rows)
+            .with_context(|| format!("writing {}", args.svg.display()))?;
+        eprintln!("kvbench: chart written to {}", args.svg.display());
+    }
+    Ok(())
+}
+
+/// How to start the servers `args` describe; applies `--client-cpus` to
+/// this process (so the client threads inherit it) after reading the CPUs
+/// the servers get: `--server-cpus`, or every CPU kvbench itself may use,
+/// so that servers never inherit `--client-cpus`.
+pub fn launcher(args: &ServerArgs) -> Result<Launcher> {
+    let kvserve = if args.patterns.is_empty() {
+        PathBuf::new()
+    } else {
+        servers::kvserve_binary(args.kvserve.as_deref())?
+    };
+    let cpus = match &args.server_cpus {
+        Some(list) => Affinity::of(list),
+        None => Affinity::current().context("reading kvbench's CPU affinity")?,
+    };
+    if let Some(list) = &args.client_cpus {
+        Affinity::of(list)
+            .apply()
+            .with_context(|| format!("--client-cpus {list}"))?;
+    }
+    Ok(Launcher {
+        kvserve,
+        threads: args.threads.unwrap_or_else(num_cpus::get).max(1),
+        server_args: args.server_args.clone(),
+        cpus,
+    })
+}

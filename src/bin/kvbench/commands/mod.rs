@@ -1,0 +1,6 @@
+//! The subcommands, each composed from the parts below it: load
+//! generation (`load`), measurement (`measure`), the queueing model
+//! (`model`), reporting (`report`) and the servers under test (`servers`).
+
+pub mod compare;
+pub mod run;

@@ -1,0 +1,6 @@
+//! Load generation: workloads, the client connections, and the driver that
+//! runs them closed loop or open loop.
+
+pub mod client;
+pub mod driver;
+pub mod workload;

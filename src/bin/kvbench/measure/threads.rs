@@ -1,0 +1,200 @@
+//! `stats threads`: reading a kvserve's per-thread counters, the difference
+//! a measured run made to them, and how evenly the executing threads shared
+//! the work.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+
+/// One thread's counters from `stats threads`: totals as the server
+/// reports them, or (from [`thread_deltas`]) what the thread did during one
+/// measured run.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStat {
+    pub thread: usize,
+    pub role: String,
+    pub connections: u64,
+    pub requests: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub busy_us: u64,
+}
+
+/// Parses `STAT <n>:<field> <value>` lines up to `END`.
+pub fn parse_thread_stats(text: &str) -> Result<Vec<ThreadStat>> {
+    let mut threads: Vec<ThreadStat> = Vec::new();
+    for line in text.split("\r\n") {
+        if line == "END" {
+            return Ok(threads);
+        }
+        let mut words = line.splitn(3, ' ');
+        let (Some("STAT"), Some(name), Some(value)) = (words.next(), words.next(), words.next())
+        else {
+            bail!("unexpected line in `stats threads`: {line:?}");
+        };
+        let Some((n, field)) = name.split_once(':') else {
+            bail!("not a per-thread stat: {line:?}");
+        };
+        let n: usize = n
+            .parse()
+            .with_context(|| format!("thread number in {line:?}"))?;
+        ensure!(n < 4096, "thread number too large: {line:?}");
+        if threads.len() <= n {
+            threads.resize(n + 1, ThreadStat::default());
+        }
+        let t = &mut threads[n];
+        t.thread = n;
+        let number = || -> Result<u64> {
+            value
+                .parse()
+                .with_context(|| format!("not a number: {line:?}"))
+        };
+        match field {
+            "role" => t.role = value.to_string(),
+            "connections" => t.connections = number()?,
+            "requests" => t.requests = number()?,
+            "bytes_read" => t.bytes_read = number()?,
+            "bytes_written" => t.bytes_written = number()?,
+            "busy_us" => t.busy_us = number()?,
+            _ => {}
+        }
+    }
+    bail!("`stats threads` reply without END")
+}
+
+/// Per-thread differences `after - before`.
+pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadStat> {
+    let zero = ThreadStat::default();
+    after
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let b = before.get(i).unwrap_or(&zero);
+            ThreadStat {
+                thread: i,
+                role: a.role.clone(),
+                connections: a.connections.saturating_sub(b.connections),
+                requests: a.requests.saturating_sub(b.requests),
+                bytes_read: a.bytes_read.saturating_sub(b.bytes_read),
+                bytes_written: a.bytes_written.saturating_sub(b.bytes_written),
+                busy_us: a.busy_us.saturating_sub(b.busy_us),
+            }
+        })
+        .collect()
+}
+
+/// The busiest executing thread's requests over the mean of the threads
+/// that execute requests (roles loop, reader, worker). 1.0 is perfectly
+/// even; `threads` is the worst. `None` when no such thread did anything.
+pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
+    let executing: Vec<u64> = threads
+        .iter()
+        .filter(|t| matches!(t.role.as_str(), "loop" | "reader" | "worker"))
+        .map(|t| t.requests)
+        .collect();
+    let total: u64 = executing.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let mean = total as f64 / executing.len() as f64;
+    Some(*executing.iter().max()? as f64 / mean)
+}
+
+/// Sends `stats threads` and parses the reply (bounded by `timeout`).
+pub fn stats_threads(addr: SocketAddr, timeout: Duration) -> Result<Vec<ThreadStat>> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"stats threads\r\n")?;
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        if buf.ends_with(b"END\r\n") || buf.starts_with(b"ERROR") || buf.len() > 1 << 20 {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "`stats threads` timed out");
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    parse_thread_stats(&String::from_utf8_lossy(&buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(role: &str, requests: u64) -> ThreadStat {
+        ThreadStat {
+            role: role.into(),
+            requests,
+            ..ThreadStat::default()
+        }
+    }
+
+    #[test]
+    fn imbalance_counts_executing_threads_only() {
+        // worker-pool: the dispatch thread executes nothing.
+        let t = [
+            delta("dispatch", 0),
+            delta("worker", 300),
+            delta("worker", 100),
+        ];
+        assert_eq!(imbalance(&t), Some(1.5));
+        // multi-reader: acceptor left out; even readers.
+        let t = [
+            delta("acceptor", 5),
+            delta("reader", 50),
+            delta("reader", 50),
+        ];
+        assert_eq!(imbalance(&t), Some(1.0));
+        // basic: one loop.
+        assert_eq!(imbalance(&[delta("loop", 7)]), Some(1.0));
+        // All on one of four readers: the worst case, 4.
+        let t = [
+            delta("reader", 0),
+            delta("reader", 400),
+            delta("reader", 0),
+            delta("reader", 0),
+        ];
+        assert_eq!(imbalance(&t), Some(4.0));
+        assert_eq!(imbalance(&[delta("worker", 0), delta("worker", 0)]), None);
+        assert_eq!(imbalance(&[delta("acceptor", 9)]), None);
+        assert_eq!(imbalance(&[]), None);
+    }
+
+    #[test]
+    fn thread_stats_parse_and_delta() {
+        let before = "STAT 0:role dispatch\r\nSTAT 0:connections 1\r\nSTAT 0:requests 0\r\n\
+            STAT 0:bytes_read 47\r\nSTAT 0:bytes_written 0\r\nSTAT 0:busy_us 127\r\n\
+            STAT 1:role worker\r\nSTAT 1:requests 3\r\nSTAT 1:future_field x\r\nEND\r\n";
+        let after = "STAT 0:role dispatch\r\nSTAT 0:connections 3\r\nSTAT 0:requests 0\r\n\
+            STAT 0:bytes_read 100\r\nSTAT 0:busy_us 200\r\n\
+            STAT 1:role worker\r\nSTAT 1:requests 10\r\n\
+            STAT 2:role worker\r\nSTAT 2:requests 4\r\nEND\r\n";
+        let b = parse_thread_stats(before).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].role, "dispatch");
+        assert_eq!((b[0].thread, b[1].thread), (0, 1));
+        assert_eq!((b[0].bytes_read, b[0].busy_us), (47, 127));
+        let a = parse_thread_stats(after).unwrap();
+        let d = thread_deltas(&b, &a);
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            (d[0].connections, d[0].bytes_read, d[0].busy_us),
+            (2, 53, 73)
+        );
+        assert_eq!((d[1].requests, d[2].requests), (7, 4));
+        assert_eq!(imbalance(&d), Some(7.0 / 5.5));
+        assert!(parse_thread_stats("STAT 0:role loop\r\n").is_err());
+        assert!(parse_thread_stats("ERROR\r\n").is_err());
+        assert!(parse_thread_stats("STAT 0:requests many\r\nEND\r\n").is_err());
+    }
+}
