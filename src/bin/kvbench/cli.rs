@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use kvserve::engine::work::WorkModel;
 
 use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
 use crate::measure::cpus::CpuList;
@@ -23,6 +24,9 @@ pub enum Command {
     /// Start kvserve once per pattern (and memcached), run workloads against
     /// each, and print one side-by-side table plus an SVG chart.
     Compare(CompareArgs),
+    /// Latency against offered load: open-loop Poisson load at rising
+    /// rates against each pattern, beside the queueing model of each.
+    Sweep(SweepArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -128,6 +132,97 @@ pub struct CompareArgs {
     pub quiet: bool,
 }
 
+/// `kvbench sweep`: the offered loads, the service-time model and the SLO.
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub servers: ServerArgs,
+    /// Service time of every request: passed to each kvserve as --work and
+    /// fed to the queueing model. KIND spin or block; DIST fixed:T,
+    /// exp:MEAN or bimodal:SHORT:LONG:P_LONG (e.g. block:exp:100us).
+    #[arg(long, value_name = "KIND:DIST", value_parser = parse_work, required_unless_present = "server")]
+    pub work: Option<WorkModel>,
+    /// Drive this running server instead of starting the patterns (e.g. a
+    /// kvserve started by hand, or memcached); its pattern, threads and
+    /// work model are read from `stats`.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "work")]
+    pub server: Option<String>,
+    /// Allow a --server address outside the loopback range.
+    #[arg(long, requires = "server")]
+    pub allow_remote: bool,
+    /// Offered loads in percent of capacity (threads / mean service time),
+    /// comma-separated, e.g. 10,20,50,80 (default: 10 to 100 in tens).
+    #[arg(long, value_delimiter = ',', value_parser = parse_load, conflicts_with = "rates")]
+    pub loads: Vec<f64>,
+    /// Offered loads in requests per second instead, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
+    pub rates: Vec<f64>,
+    /// Connections the Poisson arrivals are spread over.
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: u32,
+    /// Seconds of measured load per point.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
+    pub duration: f64,
+    /// The latency objective: p99 at most this many mean service times.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_factor)]
+    pub slo_factor: f64,
+    /// The latency objective in µs instead (p99 at most this).
+    #[arg(long, conflicts_with = "slo_factor", value_parser = parse_rate)]
+    pub slo_us: Option<f64>,
+    /// Seed of the arrivals (the model is fed the same ones).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the SVG chart: p99 against offered load.
+    #[arg(long, default_value = "kvbench-sweep.svg")]
+    pub svg: PathBuf,
+    /// Do not write the SVG chart.
+    #[arg(long)]
+    pub no_svg: bool,
+    /// Print machine-readable JSON to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_work(text: &str) -> Result<WorkModel, String> {
+    text.parse()
+}
+
+/// A load in percent of capacity: above 0, at most 1000.
+fn parse_load(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a load: a percentage of capacity above 0 and at most 1000, e.g. 10,20,50,90");
+    let load: f64 = text.trim().trim_end_matches('%').parse().map_err(|_| bad())?;
+    if load.is_finite() && load > 0.0 && load <= 1000.0 {
+        Ok(load)
+    } else {
+        Err(bad())
+    }
+}
+
+/// A positive rate or time, at most 10 million.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a number above 0 and at most 1e7");
+    let v: f64 = text.trim().parse().map_err(|_| bad())?;
+    if v.is_finite() && v > 0.0 && v <= 1e7 {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
+}
+
+/// An SLO factor: above 0, at most 10,000.
+fn parse_factor(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a factor above 0 and at most 10000");
+    let v: f64 = text.trim().parse().map_err(|_| bad())?;
+    if v.is_finite() && v > 0.0 && v <= 10_000.0 {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +251,43 @@ mod tests {
         assert_eq!(
             args.workloads,
             [WorkloadName::Uniform, WorkloadName::Pipelined]
+        );
+    }
+
+    #[test]
+    fn sweep_loads_and_work_parse_or_say_what_is_accepted() {
+        let cli = Cli::parse_from([
+            "kvbench",
+            "sweep",
+            "--work",
+            "block:exp:100us",
+            "--loads",
+            "10,50%,95",
+        ]);
+        let Command::Sweep(args) = cli.command else {
+            panic!("not sweep")
+        };
+        assert_eq!(args.loads, [10.0, 50.0, 95.0]);
+        assert_eq!(args.work.unwrap().to_string(), "block:exp:100us");
+        assert_eq!(args.connections, 64);
+        let refused = |argv: &[&str]| {
+            let mut all = vec!["kvbench", "sweep"];
+            all.extend_from_slice(argv);
+            Cli::try_parse_from(all).unwrap_err()
+        };
+        let err = refused(&["--work", "block:exp:100"]);
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--work"), "{err}");
+        assert!(err.to_string().contains("spin or block"), "{err}");
+        let err = refused(&["--work", "spin:fixed:5us", "--loads", "10,x"]);
+        assert!(err.to_string().contains("--loads"), "{err}");
+        assert!(err.to_string().contains("percentage of capacity"), "{err}");
+        assert_eq!(refused(&["--work", "spin:fixed:5us", "--loads", "0"]).exit_code(), 2);
+        // No work model and no server to read one from.
+        assert_eq!(refused(&["--loads", "10"]).exit_code(), 2);
+        assert_eq!(
+            refused(&["--work", "spin:fixed:5us", "--loads", "10", "--rates", "5"]).exit_code(),
+            2
         );
     }
 

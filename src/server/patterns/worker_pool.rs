@@ -56,8 +56,9 @@ use crate::server::work_queue::WorkQueue;
 /// rest back to the dispatch thread, which queues it again behind the
 /// batches that came meanwhile, so that one client's deep pipeline of
 /// costly requests cannot hold a worker while other clients' requests wait.
-/// Cheap requests (about 0.1 µs each without `--work-us`) never reach it.
-const SLICE: Duration = Duration::from_micros(100);
+/// Cheap requests (about 0.1 µs each without `--work`) never reach it.
+/// kvbench's queueing model of worker-pool uses the same slice.
+pub const SLICE: Duration = Duration::from_micros(100);
 
 /// A connection with the requests parsed from its read buffer, on its way
 /// to a worker and back.

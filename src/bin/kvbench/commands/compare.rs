@@ -103,6 +103,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 client_threads: plan.client_threads(args.servers.client_threads),
                 timeout: RUN_TIMEOUT,
                 spin: Duration::from_micros(SPIN_US),
+                seed: 1,
             };
             let bar = progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
             let warm = driver::warmup(&plan, &opts, &bar);

@@ -27,6 +27,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         client_threads: plan.client_threads(args.client_threads),
         timeout: Duration::from_secs_f64(args.workload.timeout),
         spin: Duration::from_micros(args.workload.spin_us),
+        seed: args.workload.seed,
     };
     let bar = progress_bar(args.quiet, plan.workload.name());
     let warm = driver::warmup(&plan, &opts, &bar);

@@ -20,7 +20,8 @@ use indicatif::ProgressBar;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::load::client::{self, Conn, ErrorKind, Expect, Outcome, ReplyParser, RequestGen};
-use crate::load::workload::{GroupSpec, Plan, Rng};
+use crate::load::arrivals::{connection_seed, PoissonArrivals};
+use crate::load::workload::{Arrivals, GroupSpec, Plan, Rng};
 
 /// Latencies above this many nanoseconds (100 s) are clamped.
 const HIST_MAX_NS: u64 = 100_000_000_000;
@@ -169,6 +170,9 @@ pub struct Options {
     /// Open loop: poll without sleeping from this long before a send is
     /// due (a timer wake-up can be tens of µs late).
     pub spin: Duration,
+    /// Seeds the Poisson arrivals: connection `i` of a group draws its
+    /// gaps from `connection_seed(seed, i)`, as the queueing model does.
+    pub seed: u64,
 }
 
 /// The measured part of a run.
@@ -454,11 +458,33 @@ struct Slot {
 
 /// Open-loop schedule of one connection.
 struct OpenLoop {
-    interval: Duration,
+    gaps: Gaps,
     next_due: Instant,
     /// The due time this connection has in the timer heap, if any; heap
     /// entries that do not match it are stale.
     scheduled: Option<Instant>,
+}
+
+/// The gaps between one connection's open-loop sends.
+enum Gaps {
+    Even(Duration),
+    Poisson(PoissonArrivals),
+}
+
+impl Gaps {
+    fn next(&mut self) -> Duration {
+        match self {
+            Gaps::Even(interval) => *interval,
+            Gaps::Poisson(arrivals) => arrivals.next_gap(),
+        }
+    }
+
+    fn mean(&self) -> Duration {
+        match self {
+            Gaps::Even(interval) => *interval,
+            Gaps::Poisson(arrivals) => arrivals.mean_gap(),
+        }
+    }
 }
 
 fn client_thread(conns: Vec<(usize, usize)>, shared: &Shared) -> ThreadOutput {
@@ -536,8 +562,17 @@ impl EventLoop {
                     )?;
                     let open = spec.rate.map(|rate| {
                         any_open = true;
+                        let per_connection = rate / spec.connections as f64;
                         OpenLoop {
-                            interval: Duration::from_secs_f64(spec.connections as f64 / rate),
+                            gaps: match spec.arrivals {
+                                Arrivals::Even => {
+                                    Gaps::Even(Duration::from_secs_f64(1.0 / per_connection))
+                                }
+                                Arrivals::Poisson => Gaps::Poisson(PoissonArrivals::new(
+                                    per_connection,
+                                    connection_seed(opts.seed, index),
+                                )),
+                            },
                             next_due: Instant::now(),
                             scheduled: None,
                         }
@@ -588,9 +623,15 @@ impl EventLoop {
         let deadline = end + shared.opts.timeout;
         for slot in &mut self.slots {
             if let Some(open) = slot.open.as_mut() {
-                let rate = shared.specs[slot.conn.group].rate.unwrap_or(1.0);
-                // Stagger the group's connections evenly over one interval.
-                open.next_due = start + Duration::from_secs_f64(slot.index as f64 / rate);
+                open.next_due = start
+                    + match &mut open.gaps {
+                        // Stagger the group's connections evenly over one interval.
+                        Gaps::Even(interval) => {
+                            let n = shared.specs[slot.conn.group].connections;
+                            interval.mul_f64(slot.index as f64 / n as f64)
+                        }
+                        Gaps::Poisson(arrivals) => arrivals.next_gap(),
+                    };
             }
         }
         for i in 0..self.slots.len() {
@@ -672,7 +713,7 @@ impl EventLoop {
             if let Some(open) = &slot.open {
                 if open.next_due < end {
                     let behind = end.duration_since(open.next_due).as_secs_f64();
-                    s.unsent += (behind / open.interval.as_secs_f64()).ceil() as u64;
+                    s.unsent += (behind / open.gaps.mean().as_secs_f64()).ceil() as u64;
                 }
             }
             if !slot.dead && !slot.conn.inflight.is_empty() {
@@ -743,7 +784,7 @@ impl EventLoop {
                     let lag = now.duration_since(open.next_due);
                     lags.saturating_record(u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX));
                     slot.conn.send(open.next_due);
-                    open.next_due += open.interval;
+                    open.next_due += open.gaps.next();
                 }
                 if open.next_due < end
                     && slot.conn.inflight.len() < depth

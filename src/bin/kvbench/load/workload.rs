@@ -71,6 +71,12 @@ pub struct WorkloadArgs {
     /// light clients' rate, default 2000).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Open loop: even (evenly spaced sends) or poisson (exponential gaps).
+    #[arg(long, value_enum, default_value = "even")]
+    pub arrivals: Arrivals,
+    /// Seed of the Poisson arrivals: the same seed, the same schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Prefill every key with a set before measuring (default: true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub warmup: Option<bool>,
@@ -231,6 +237,20 @@ pub struct GroupSpec {
     /// Open loop at this total rate (requests/s) over the group's
     /// connections; `None` is closed loop.
     pub rate: Option<f64>,
+    /// Open loop: how sends are spaced on each connection.
+    pub arrivals: Arrivals,
+}
+
+/// How an open-loop connection spaces its sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Arrivals {
+    /// Evenly, the group's connections staggered over one interval: the
+    /// steadiest load, for measuring a server at a known rate.
+    #[default]
+    Even,
+    /// Poisson: exponential gaps, as independent clients arrive, and as
+    /// the queueing models assume (`kvbench sweep` always uses these).
+    Poisson,
 }
 
 /// Everything one run does.
@@ -278,6 +298,7 @@ pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
         multiget: 1,
         pipeline: 1,
         rate: None,
+        arrivals: args.arrivals,
     };
     let mut heavy = None;
     match name {
@@ -305,6 +326,7 @@ pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
                 // skew barely shows (measured on 2 cores with --work-us 50).
                 pipeline: 16,
                 rate: None,
+                arrivals: Arrivals::Even,
             });
         }
     }

@@ -2,12 +2,13 @@
 //! a measured run made to them, and how evenly the executing threads shared
 //! the work.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
+
+use super::stats;
 
 /// One thread's counters from `stats threads`: totals as the server
 /// reports them, or (from [`thread_deltas`]) what the thread did during one
@@ -105,26 +106,7 @@ pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
 
 /// Sends `stats threads` and parses the reply (bounded by `timeout`).
 pub fn stats_threads(addr: SocketAddr, timeout: Duration) -> Result<Vec<ThreadStat>> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(b"stats threads\r\n")?;
-    let deadline = Instant::now() + timeout;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 << 10];
-    loop {
-        if buf.ends_with(b"END\r\n") || buf.starts_with(b"ERROR") || buf.len() > 1 << 20 {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "`stats threads` timed out");
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    parse_thread_stats(&String::from_utf8_lossy(&buf))
+    parse_thread_stats(&stats::ask(addr, "threads", timeout)?)
 }
 
 #[cfg(test)]

@@ -10,23 +10,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::CompareRow;
+use super::chart::{human, plot_error, TimeUnit, ERROR_RED, FONT, PALETTE};
+use super::CompareRow;
 
 const PANEL_WIDTH: u32 = 240;
 const MIN_WIDTH: u32 = 720;
 const HEIGHT: u32 = 680;
 /// Title and legend above the panels.
 const HEADER: u32 = 80;
-const FONT: &str = "sans-serif";
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0x7f, 0x7f, 0x7f),
-];
-const ERROR_RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 /// Writes the chart of `rows` to `path`.
 pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
@@ -41,13 +32,16 @@ pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
     let (top, bottom) = panels.split_at(workloads.len().max(1));
     for (i, w) in workloads.iter().enumerate() {
         let of_workload: Vec<&CompareRow> = rows.iter().filter(|r| r.workload == *w).collect();
+        // One unit per axis: `0.5 ms` beside `1 ms`, never `500 µs` beside `1 ms`.
+        let p99_max = of_workload.iter().map(|r| r.p99_us).fold(0.0, f64::max);
+        let unit = TimeUnit::for_max_us(p99_max * 1.2);
         panel(
             &top[i],
             &format!("{w}: ops/s"),
             &servers,
             &of_workload,
             |r| r.ops_per_sec,
-            human,
+            &human,
             i == 0,
         )?;
         panel(
@@ -56,7 +50,7 @@ pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
             &servers,
             &of_workload,
             |r| r.p99_us,
-            duration_us,
+            &|us| unit.format(us),
             i == 0,
         )?;
     }
@@ -128,7 +122,7 @@ fn panel(
     servers: &[&str],
     rows: &[&CompareRow],
     value: impl Fn(&CompareRow) -> f64,
-    format: fn(f64) -> String,
+    format: &dyn Fn(f64) -> String,
     first: bool,
 ) -> Result<()> {
     let n = servers.len().max(1) as i32;
@@ -188,42 +182,6 @@ fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-/// 1234 → 1.2k, 2500000 → 2.5M, 12.5 → 12.5.
-fn human(v: f64) -> String {
-    let (scaled, unit) = if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    if scaled >= 100.0 || scaled == scaled.round() {
-        format!("{scaled:.0}{unit}")
-    } else {
-        format!("{scaled:.1}{unit}")
-    }
-}
-
-/// Microseconds as a time: 850 µs, 12 ms, 1.5 ms, 2 s.
-fn duration_us(us: f64) -> String {
-    let (scaled, unit) = if us >= 1e6 {
-        (us / 1e6, "s")
-    } else if us >= 1e3 {
-        (us / 1e3, "ms")
-    } else {
-        (us, "µs")
-    };
-    if scaled >= 10.0 || scaled == scaled.round() {
-        format!("{scaled:.0} {unit}")
-    } else {
-        format!("{scaled:.1} {unit}")
-    }
-}
-
-fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("plotting: {e:?}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,21 +221,6 @@ mod tests {
     }
 
     #[test]
-    fn human_numbers() {
-        assert_eq!(human(12.0), "12");
-        assert_eq!(human(12.34), "12.3");
-        assert_eq!(human(1234.0), "1.2k");
-        assert_eq!(human(50_000.0), "50k");
-        assert_eq!(human(123_456.0), "123k");
-        assert_eq!(human(2_500_000.0), "2.5M");
-        assert_eq!(duration_us(850.0), "850 µs");
-        assert_eq!(duration_us(2.5), "2.5 µs");
-        assert_eq!(duration_us(12_400.0), "12 ms");
-        assert_eq!(duration_us(1_500.0), "1.5 ms");
-        assert_eq!(duration_us(2_000_000.0), "2 s");
-    }
-
-    #[test]
     fn svg_has_bars_labels_and_legend() {
         let dir = std::env::temp_dir().join(format!("kvbench-chart-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -300,6 +243,7 @@ mod tests {
             "50k",
             "120 µs",
             "900 µs !",
+            "1000 µs",
             "had errors",
         ] {
             assert!(svg.contains(text), "no {text:?} in the SVG");

@@ -2,7 +2,10 @@
 //! table, and the charts.
 
 pub mod bars;
+mod chart;
+pub mod latency;
 mod progress;
+pub mod sweep;
 
 pub use progress::progress_bar;
 
