@@ -56,7 +56,7 @@ use crate::server::work_queue::WorkQueue;
 /// rest back to the dispatch thread, which queues it again behind the
 /// batches that came meanwhile, so that one client's deep pipeline of
 /// costly requests cannot hold a worker while other clients' requests wait.
-/// Cheap requests (about 0.1 µs each without `--work-us`) never reach it.
+/// Cheap requests (about 0.1 µs each without `--work`) never reach it.
 const SLICE: Duration = Duration::from_micros(100);
 
 /// A connection with the requests parsed from its read buffer, on its way
