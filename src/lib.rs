@@ -28,7 +28,7 @@
 //!     max_pending_output: 1 << 18,
 //!     max_item_size: 1 << 20,
 //!     idle_timeout: 0,
-//!     work_us: 0,
+//!     work: None,
 //! };
 //! let engine = Engine::new(settings, 64 << 20);
 //! let stats = engine.stats.register(Role::Loop);

@@ -230,7 +230,7 @@ fn settings(max_item_size: usize) -> Settings {
         max_pending_output: MIB,
         max_item_size,
         idle_timeout: 0,
-        work_us: 0,
+        work: None,
     }
 }
 

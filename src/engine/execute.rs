@@ -1,8 +1,11 @@
 //! Executing one parsed request: store operation, statistics, reply bytes.
 
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::stats::ThreadStats;
+use super::work::{minimise_timer_slack, Rng, WorkKind, WorkModel};
 use super::Engine;
 use crate::protocol::{reply, ArithOp, Request, StoreMode};
 use crate::store::{deadline, ArithOutcome, Miss, StoreOutcome};
@@ -28,8 +31,9 @@ impl Engine {
         now: u32,
     ) -> Flow {
         stats.requests.incr();
-        if self.settings.work_us > 0 {
-            burn_cpu(Duration::from_micros(self.settings.work_us));
+        // Before the reply, so a `stats` reply counts its own work.
+        if let Some(work) = &self.settings.work {
+            perform_work(work, stats);
         }
         let mark = out.len();
         let flow = self.reply(request, input, out, stats, now);
@@ -193,11 +197,47 @@ impl Engine {
     }
 }
 
-/// Keeps the calling thread busy for `time` (`--work-us`): a spin, not a
-/// sleep, so the executing thread is unavailable exactly as with real work.
-fn burn_cpu(time: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < time {
-        std::hint::spin_loop();
-    }
+/// Spends one service time drawn from `work` on the calling thread and
+/// counts it: the time asked for, and the time it really took.
+#[inline(never)]
+fn perform_work(work: &WorkModel, stats: &ThreadStats) {
+    let (asked, spent) = WORKER.with_borrow_mut(|worker| {
+        if work.kind == WorkKind::Block && !worker.slack_minimised {
+            minimise_timer_slack();
+            worker.slack_minimised = true;
+        }
+        let start = Instant::now();
+        let asked = work.perform(&mut worker.rng);
+        (asked, start.elapsed())
+    });
+    stats.work_requests.incr();
+    stats.work_asked_ns.add(nanos(asked));
+    stats.work_spent_ns.add(nanos(spent));
+}
+
+fn nanos(time: std::time::Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What a thread that executes requests keeps for `--work`.
+struct Worker {
+    /// Its own generator: no shared state on the hot path.
+    rng: Rng,
+    /// Whether its timer slack was lowered (on its first block request).
+    slack_minimised: bool,
+}
+
+/// Numbers the threads that draw service times, so each seeds apart.
+static WORKER_SEEDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static WORKER: RefCell<Worker> = RefCell::new(Worker {
+        rng: Rng::new(
+            WORKER_SEEDS
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ 0x6b76_7365_7276_6521,
+        ),
+        slack_minimised: false,
+    });
 }

@@ -36,9 +36,12 @@ pub struct Settings {
     pub max_pending_output: usize,
     pub max_item_size: usize,
     pub idle_timeout: u64,
-    /// CPU time to burn per request, modelling a backend where processing
-    /// rather than I/O dominates (`--work-us`).
-    pub work_us: u64,
+    /// The service time each request spends on the thread that executes it
+    /// (`--work`, or `--work-us N` as `spin:fixed:Nus`); `None`: none. A
+    /// request to an in-memory store costs about a microsecond, too little
+    /// for the patterns to differ by more than their overhead; real services
+    /// spend more, and unevenly, which is where a worker pool pays off.
+    pub work: Option<work::WorkModel>,
 }
 
 /// The store, the statistics and the settings: what executing a request needs.

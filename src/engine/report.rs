@@ -61,6 +61,18 @@ impl Engine {
         stat(out, "evictions", store.evictions);
         stat(out, "reclaimed", store.reclaimed);
         stat(out, "pattern", self.settings.pattern);
+        // kvbench compares the mean service time spent with the one asked.
+        stat(out, "work_model", self.work_name());
+        stat(out, "work_requests", totals.work_requests);
+        stat(out, "work_asked_us", totals.work_asked_ns / 1000);
+        stat(out, "work_spent_us", totals.work_spent_ns / 1000);
+    }
+
+    /// `--work` as it reads back (`spin:fixed:5us`), or `none`.
+    fn work_name(&self) -> String {
+        self.settings
+            .work
+            .map_or_else(|| "none".to_string(), |w| w.to_string())
     }
 
     fn settings_stats(&self, out: &mut Vec<u8>) {
@@ -78,6 +90,7 @@ impl Engine {
         stat(out, "item_size_max", s.max_item_size);
         stat(out, "idle_timeout", s.idle_timeout);
         stat(out, "pattern", s.pattern);
+        stat(out, "work", self.work_name());
         stat(out, "store_shards", self.store.shard_count());
     }
 

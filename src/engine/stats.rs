@@ -126,6 +126,13 @@ pub struct ThreadStats {
     /// Times a connection used up `--reqs-per-event` and had to wait for
     /// the others (memcached's `conn_yields`).
     pub conn_yields: Counter,
+    /// Requests this thread spent a `--work` service time on.
+    pub work_requests: Counter,
+    /// The service time those requests drew (asked for), in nanoseconds.
+    pub work_asked_ns: Counter,
+    /// The time performing it actually took, in nanoseconds: a sleep
+    /// overruns what it asked for by the wake-up latency.
+    pub work_spent_ns: Counter,
     pub commands: CommandCounters,
 }
 
@@ -147,6 +154,9 @@ pub struct Totals {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub conn_yields: u64,
+    pub work_requests: u64,
+    pub work_asked_ns: u64,
+    pub work_spent_ns: u64,
 }
 
 impl StatsRegistry {
@@ -160,6 +170,9 @@ impl StatsRegistry {
             bytes_written: Counter::default(),
             busy_us: Counter::default(),
             conn_yields: Counter::default(),
+            work_requests: Counter::default(),
+            work_asked_ns: Counter::default(),
+            work_spent_ns: Counter::default(),
             commands: CommandCounters::default(),
         });
         self.threads.lock().unwrap().push(Arc::clone(&stats));
@@ -180,6 +193,9 @@ impl StatsRegistry {
             bytes_read: now.bytes_read - base.bytes_read,
             bytes_written: now.bytes_written - base.bytes_written,
             conn_yields: now.conn_yields - base.conn_yields,
+            work_requests: now.work_requests - base.work_requests,
+            work_asked_ns: now.work_asked_ns - base.work_asked_ns,
+            work_spent_ns: now.work_spent_ns - base.work_spent_ns,
         }
     }
 
@@ -196,6 +212,9 @@ impl StatsRegistry {
             totals.bytes_read += t.bytes_read.get();
             totals.bytes_written += t.bytes_written.get();
             totals.conn_yields += t.conn_yields.get();
+            totals.work_requests += t.work_requests.get();
+            totals.work_asked_ns += t.work_asked_ns.get();
+            totals.work_spent_ns += t.work_spent_ns.get();
         }
         totals
     }

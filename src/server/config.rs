@@ -1,6 +1,10 @@
 //! The command line, in memcached's spelling where a flag means the same.
 
+use std::str::FromStr;
+
 use clap::{Parser, ValueEnum};
+
+use crate::engine::work::WorkModel;
 
 /// How threads accept, read and dispatch requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,10 +67,17 @@ pub struct Config {
     /// seconds (0: never), as memcached's `idle_timeout`.
     #[arg(long, default_value_t = 0)]
     pub idle_timeout: u64,
-    /// Microseconds of CPU work the executing thread spends on every
-    /// request: models backends where processing, not I/O, dominates. This
-    /// is the knob that shows when a worker pool pays off.
-    #[arg(long, default_value_t = 0)]
+    /// Service time of every request, spent on the thread that executes
+    /// it, drawn per request: KIND is spin (burn CPU, as a computation) or
+    /// block (sleep, as a synchronous call to a backend); DIST is fixed:T,
+    /// exp:MEAN or bimodal:SHORT:LONG:P_LONG, times with a us or ms suffix
+    /// (e.g. block:exp:100us, spin:fixed:50us, block:bimodal:25us:750us:0.1).
+    /// This is the knob that shows when a worker pool pays off.
+    #[arg(long, value_name = "KIND:DIST", value_parser = parse_work, conflicts_with = "work_us")]
+    pub work: Option<WorkModel>,
+    /// N µs of CPU on every request: the same as --work spin:fixed:Nus
+    /// (0: no work).
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub work_us: u64,
     /// More logging: -v debug, -vv trace (RUST_LOG overrides; default info).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
@@ -81,6 +92,22 @@ impl Config {
             _ => self.threads.unwrap_or_else(num_cpus::get).max(1),
         }
     }
+
+    /// The service-time model, from `--work` or `--work-us`; `None` when
+    /// requests get no added work (neither flag, or `--work-us 0`).
+    pub fn work(&self) -> Option<WorkModel> {
+        match (self.work, self.work_us) {
+            (Some(model), _) => Some(model),
+            (None, 0) => None,
+            (None, us) => Some(WorkModel::spin_us(us)),
+        }
+    }
+}
+
+/// Reads `--work`; the error names the accepted forms, and clap puts the
+/// flag in front of it.
+fn parse_work(text: &str) -> Result<WorkModel, String> {
+    WorkModel::from_str(text)
 }
 
 /// Reads sizes as memcached's `-I` does: bytes, or with a k or m suffix.
@@ -118,5 +145,56 @@ mod tests {
         assert_eq!(config.threads(), 1);
         let config = Config::parse_from(["kvserve", "--pattern", "worker-pool", "-t", "8"]);
         assert_eq!(config.threads(), 8);
+    }
+
+    fn work_of(args: &[&str]) -> Option<WorkModel> {
+        let argv = ["kvserve"].iter().chain(args).copied();
+        Config::try_parse_from(argv).unwrap().work()
+    }
+
+    #[test]
+    fn work_from_either_flag() {
+        assert_eq!(work_of(&[]), None);
+        assert_eq!(work_of(&["--work-us", "0"]), None);
+        assert_eq!(work_of(&["--work-us", "5"]), Some(WorkModel::spin_us(5)));
+        let model = work_of(&["--work", "block:exp:100us"]).unwrap();
+        assert_eq!(model.to_string(), "block:exp:100us");
+        let model = work_of(&["--work=block:bimodal:25us:0.75ms:0.1"]).unwrap();
+        assert_eq!(model.to_string(), "block:bimodal:25us:750us:0.1");
+        assert_eq!(
+            work_of(&["--work", "spin:fixed:50us"]),
+            Some(WorkModel::spin_us(50))
+        );
+    }
+
+    #[test]
+    fn malformed_work_is_a_usage_error_naming_the_forms() {
+        for value in ["walk:fixed:5us", "block:exp", "spin:fixed:5", ""] {
+            let err = Config::try_parse_from(["kvserve", "--work", value]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{value}"
+            );
+            assert_eq!(err.exit_code(), 2, "{value}");
+            let text = err.to_string();
+            assert!(text.contains("--work"), "{value}: {text}");
+            assert!(text.contains("spin or block"), "{value}: {text}");
+        }
+    }
+
+    #[test]
+    fn work_and_work_us_conflict() {
+        let err = Config::try_parse_from(["kvserve", "--work-us", "5", "--work", "spin:fixed:5us"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("--work"), "{text}");
+        // Explicit --work-us 0 conflicts too: the two are one setting.
+        assert!(
+            Config::try_parse_from(["kvserve", "--work-us", "0", "--work", "block:exp:1ms"])
+                .is_err()
+        );
     }
 }

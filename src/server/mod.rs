@@ -54,7 +54,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         max_pending_output: config.max_pending_output,
         max_item_size: config.max_item_size,
         idle_timeout: config.idle_timeout,
-        work_us: config.work_us,
+        work: config.work(),
     };
     let engine = Arc::new(Engine::new(settings, config.memory_limit * 1024 * 1024));
     let shutdown = Arc::new(Shutdown::default());
