@@ -755,3 +755,147 @@ fn compare_keeps_client_and_servers_on_their_cpus() {
     assert_eq!(report["server_cpus"], server.as_str(), "{report}");
     assert!(f(&report["rows"][0], "ops_per_sec") > 0.0, "{report}");
 }
+
+#[test]
+fn poisson_arrivals_keep_the_asked_rate() {
+    let mut server = KvServer::start("multi-reader", &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "8",
+            "--rate",
+            "2000",
+            "--arrivals",
+            "poisson",
+            "--pipeline",
+            "64",
+            "--keys",
+            "100",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert_eq!(u(t, "errors"), 0, "{r}");
+    // 2000 Poisson arrivals expected in the second: the count is Poisson
+    // with a standard deviation of 45, so 1700..2300 is beyond 6 sigma.
+    let scheduled = u(t, "requests") + u(t, "unsent");
+    assert!(
+        (1700..=2300).contains(&scheduled),
+        "{scheduled} scheduled: {r}"
+    );
+    assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
+    server.stop();
+}
+
+/// A sweep's JSON, written by a short sweep of two patterns.
+fn short_sweep(work: &str, loads: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "sweep",
+        "--work",
+        work,
+        "--threads",
+        "2",
+        "--loads",
+        loads,
+        "--duration",
+        "0.5",
+        "--connections",
+        "8",
+        "--patterns",
+        "basic,worker-pool",
+        "--kvserve",
+        env!("CARGO_BIN_EXE_kvserve"),
+        "--no-svg",
+    ];
+    args.extend_from_slice(extra);
+    kvbench_json(&args)
+}
+
+#[test]
+fn sweep_measures_each_pattern_beside_its_model() {
+    // 2 threads × 1 ms: capacity 2000 req/s; SLO 10 ms.
+    let report = short_sweep("block:fixed:1ms", "10,30", &[]);
+    assert_eq!(f(&report, "capacity"), 2000.0, "{report}");
+    assert_eq!(f(&report, "slo_us"), 10_000.0, "{report}");
+    let points = report["points"].as_array().unwrap();
+    let servers: Vec<&str> = points
+        .iter()
+        .map(|p| p["server"].as_str().unwrap())
+        .collect();
+    // Interleaved: every server at 10%, then every server at 30%.
+    assert_eq!(servers, ["basic", "worker-pool", "basic", "worker-pool"]);
+    for p in points {
+        let offered = f(p, "offered");
+        assert!(offered == 200.0 || offered == 600.0, "{p}");
+        assert_eq!(u(p, "errors"), 0, "{p}");
+        // Poisson arrivals for 0.5 s: 100 or 300 expected (sd 10 or 17).
+        let expected = offered * 0.5;
+        let got = (u(p, "requests") + u(p, "unsent")) as f64;
+        assert!((got - expected).abs() < 6.0 * expected.sqrt(), "{p}");
+        // Every request sleeps at least 1 ms, and the model says so too.
+        assert!(f(p, "p50_us") >= 1000.0, "{p}");
+        assert!(f(p, "p50_us") <= f(p, "p99_us") && f(p, "p99_us") <= f(p, "p999_us"));
+        let model = f(p, "model_p99_us");
+        assert!(model >= 1000.0 && model < 10_000.0, "{p}");
+        assert!(f(p, "service_us") >= 1000.0, "{p}");
+        assert!(!p["saturated"].as_bool().unwrap(), "{p}");
+    }
+    let summary = report["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 2);
+    for s in summary {
+        // Both loads met the 10 ms objective: the highest is a lower bound.
+        assert_eq!(s["bound"], "at_least_highest", "{s}");
+        assert_eq!(f(s, "max_load_at_slo"), 600.0, "{s}");
+        // basic is one server (1000 req/s at most), worker-pool two.
+        let model = f(s, "model_max_load_at_slo");
+        let ceiling = if s["server"] == "basic" { 1000.0 } else { 2000.0 };
+        assert!(model > 0.5 * ceiling && model <= ceiling, "{s}");
+    }
+}
+
+#[test]
+fn sweep_stops_a_pattern_once_it_saturates() {
+    // 2 threads × 2 ms: capacity 1000 req/s. At 60% (600 req/s) basic,
+    // one server of 500 req/s, saturates; worker-pool keeps up until 150%.
+    let report = short_sweep("block:fixed:2ms", "60,150", &[]);
+    let points = report["points"].as_array().unwrap();
+    let basic: Vec<&Value> = points.iter().filter(|p| p["server"] == "basic").collect();
+    assert_eq!(basic.len(), 1, "basic stops after saturating at 60%: {report}");
+    assert!(basic[0]["saturated"].as_bool().unwrap(), "{report}");
+    let pool: Vec<&Value> = points
+        .iter()
+        .filter(|p| p["server"] == "worker-pool")
+        .collect();
+    assert_eq!(pool.len(), 2, "{report}");
+    assert!(!pool[0]["saturated"].as_bool().unwrap(), "{report}");
+    assert!(pool[1]["saturated"].as_bool().unwrap(), "{report}");
+}
+
+#[test]
+fn sweep_refuses_malformed_work_and_loads_before_starting_anything() {
+    for (args, flag) in [
+        (vec!["sweep", "--work", "block:exp:100"], "--work"),
+        (vec!["sweep", "--work", "nap:fixed:5us"], "--work"),
+        (
+            vec!["sweep", "--work", "block:exp:100us", "--loads", "10,abc"],
+            "--loads",
+        ),
+        (
+            vec!["sweep", "--work", "block:exp:100us", "--loads=-5"],
+            "--loads",
+        ),
+    ] {
+        let out = kvbench_output(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("spin or block") || stderr.contains("percentage of capacity"),
+            "{args:?} names the accepted forms: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}

@@ -2,10 +2,11 @@
 //! comparison of kvserve's threading patterns, and latency against offered
 //! load beside the queueing model.
 //!
-//! - [`cli`]: the flags; [`commands`]: `run`, `compare`, each composed of
-//!   the parts below.
+//! - [`cli`]: the flags; [`commands`]: `run`, `compare`, `sweep`, each
+//!   composed of the parts below.
 //! - [`load`]: workloads, client connections, closed- and open-loop driving.
-//! - [`measure`]: `stats threads`, server CPU time, CPU pinning.
+//! - [`measure`]: `stats`, `stats threads`, server CPU time, CPU pinning.
+//! - [`model`]: the queueing model of each pattern, a discrete-event simulator.
 //! - [`report`]: tables, JSON, SVG charts, the progress bar.
 //! - [`servers`]: starting and stopping the servers under test.
 
@@ -13,6 +14,7 @@ mod cli;
 mod commands;
 mod load;
 mod measure;
+mod model;
 mod report;
 mod servers;
 
@@ -27,6 +29,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Run(args) => commands::run::run(&args),
         Command::Compare(args) => commands::compare::compare(&args),
+        Command::Sweep(args) => commands::sweep::sweep(&args),
     }
 }
 

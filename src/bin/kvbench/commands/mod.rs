@@ -4,3 +4,4 @@
 
 pub mod compare;
 pub mod run;
+pub mod sweep;
