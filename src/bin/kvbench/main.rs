@@ -10,12 +10,14 @@
 //! - [`server_cpu`]: a server process's CPU time, from /proc.
 //! - [`cpus`]: keeping client and servers on separate CPUs.
 //! - [`chart`]: the SVG chart of a comparison.
+//! - [`model`]: the zero-overhead queueing model of the patterns.
 
 mod chart;
 mod cli;
 mod client;
 mod compare;
 mod cpus;
+mod model;
 mod report;
 mod run;
 mod server_cpu;
