@@ -839,7 +839,7 @@ fn sweep_measures_each_pattern_beside_its_model() {
         assert!(f(p, "p50_us") >= 1000.0, "{p}");
         assert!(f(p, "p50_us") <= f(p, "p99_us") && f(p, "p99_us") <= f(p, "p999_us"));
         let model = f(p, "model_p99_us");
-        assert!(model >= 1000.0 && model < 10_000.0, "{p}");
+        assert!((1000.0..10_000.0).contains(&model), "{p}");
         assert!(f(p, "service_us") >= 1000.0, "{p}");
         assert!(!p["saturated"].as_bool().unwrap(), "{p}");
     }
@@ -851,7 +851,11 @@ fn sweep_measures_each_pattern_beside_its_model() {
         assert_eq!(f(s, "max_load_at_slo"), 600.0, "{s}");
         // basic is one server (1000 req/s at most), worker-pool two.
         let model = f(s, "model_max_load_at_slo");
-        let ceiling = if s["server"] == "basic" { 1000.0 } else { 2000.0 };
+        let ceiling = if s["server"] == "basic" {
+            1000.0
+        } else {
+            2000.0
+        };
         assert!(model > 0.5 * ceiling && model <= ceiling, "{s}");
     }
 }
@@ -863,7 +867,11 @@ fn sweep_stops_a_pattern_once_it_saturates() {
     let report = short_sweep("block:fixed:2ms", "60,150", &[]);
     let points = report["points"].as_array().unwrap();
     let basic: Vec<&Value> = points.iter().filter(|p| p["server"] == "basic").collect();
-    assert_eq!(basic.len(), 1, "basic stops after saturating at 60%: {report}");
+    assert_eq!(
+        basic.len(),
+        1,
+        "basic stops after saturating at 60%: {report}"
+    );
     assert!(basic[0]["saturated"].as_bool().unwrap(), "{report}");
     let pool: Vec<&Value> = points
         .iter()

@@ -192,8 +192,14 @@ fn parse_work(text: &str) -> Result<WorkModel, String> {
 
 /// A load in percent of capacity: above 0, at most 1000.
 fn parse_load(text: &str) -> Result<f64, String> {
-    let bad = || format!("{text:?} is not a load: a percentage of capacity above 0 and at most 1000, e.g. 10,20,50,90");
-    let load: f64 = text.trim().trim_end_matches('%').parse().map_err(|_| bad())?;
+    let bad = || {
+        format!("{text:?} is not a load: a percentage of capacity above 0 and at most 1000, e.g. 10,20,50,90")
+    };
+    let load: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| bad())?;
     if load.is_finite() && load > 0.0 && load <= 1000.0 {
         Ok(load)
     } else {
@@ -282,7 +288,10 @@ mod tests {
         let err = refused(&["--work", "spin:fixed:5us", "--loads", "10,x"]);
         assert!(err.to_string().contains("--loads"), "{err}");
         assert!(err.to_string().contains("percentage of capacity"), "{err}");
-        assert_eq!(refused(&["--work", "spin:fixed:5us", "--loads", "0"]).exit_code(), 2);
+        assert_eq!(
+            refused(&["--work", "spin:fixed:5us", "--loads", "0"]).exit_code(),
+            2
+        );
         // No work model and no server to read one from.
         assert_eq!(refused(&["--loads", "10"]).exit_code(), 2);
         assert_eq!(

@@ -157,9 +157,10 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let (points, summary, setup) = result?;
     let title = format!(
         "kvbench sweep: {}{}, {} connections, {:.1} s per point",
-        setup
-            .work
-            .map_or_else(|| "server's own work".to_string(), |w| format!("--work {w}")),
+        setup.work.map_or_else(
+            || "server's own work".to_string(),
+            |w| format!("--work {w}")
+        ),
         if setup.threads > 0 {
             format!(" --threads {}", setup.threads)
         } else {
@@ -193,7 +194,10 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             println!("SLO p99 <= {} µs", report::us(setup.slo_us));
         }
         println!();
-        print!("{}", sweep_report::render(&points, &summary, setup.capacity));
+        print!(
+            "{}",
+            sweep_report::render(&points, &summary, setup.capacity)
+        );
         for n in &notes {
             println!("note: {n}");
         }
@@ -288,7 +292,9 @@ fn measure_all(
 ) -> Result<(Vec<SweepPoint>, Vec<SweepSummary>, Setup)> {
     // Capacity and objective from the work model: the one asked, or the
     // one the driven server reports.
-    let work = args.work.or_else(|| subjects.first().and_then(|s| s.info.work));
+    let work = args
+        .work
+        .or_else(|| subjects.first().and_then(|s| s.info.work));
     let threads = if args.server.is_some() {
         subjects.first().and_then(|s| s.info.threads).unwrap_or(0)
     } else {
@@ -344,7 +350,9 @@ fn measure_all(
             bar.set_message(format!(
                 "{} at {}",
                 s.label,
-                load_pct.map_or(format!("{rate:.0} req/s"), |l| format!("{l:.0}% ({rate:.0} req/s)"))
+                load_pct.map_or(format!("{rate:.0} req/s"), |l| format!(
+                    "{l:.0}% ({rate:.0} req/s)"
+                ))
             ));
             let point = measure_point(args, s, rate, load_pct, work, notes)?;
             if point.saturated {
@@ -356,7 +364,8 @@ fn measure_all(
         // Servers that stopped early skip their remaining points.
         bar.set_length(
             bar.position()
-                + (rates.len() as u64).saturating_sub(1) * subjects.iter().filter(|s| s.active).count() as u64,
+                + (rates.len() as u64).saturating_sub(1)
+                    * subjects.iter().filter(|s| s.active).count() as u64,
         );
     }
     bar.finish_and_clear();
@@ -484,6 +493,9 @@ mod tests {
         assert_eq!(s.mean(), Duration::from_micros(112));
         assert_eq!(s.describe(), "exp:100us + 12.0us");
         // Nothing measured: as asked.
-        assert_eq!(Service::of(dist, WorkDone::default()).overhead, Duration::ZERO);
+        assert_eq!(
+            Service::of(dist, WorkDone::default()).overhead,
+            Duration::ZERO
+        );
     }
 }

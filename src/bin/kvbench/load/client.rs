@@ -656,6 +656,7 @@ mod tests {
             multiget: 3,
             pipeline: 1,
             rate: None,
+            arrivals: crate::load::workload::Arrivals::Even,
         };
         let mut gen = RequestGen::new(Arc::new(spec), 1, value_bytes(4));
         let mut out = Vec::new();

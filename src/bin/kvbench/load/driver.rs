@@ -19,8 +19,8 @@ use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::load::client::{self, Conn, ErrorKind, Expect, Outcome, ReplyParser, RequestGen};
 use crate::load::arrivals::{connection_seed, PoissonArrivals};
+use crate::load::client::{self, Conn, ErrorKind, Expect, Outcome, ReplyParser, RequestGen};
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Rng};
 
 /// Latencies above this many nanoseconds (100 s) are clamped.

@@ -2,6 +2,6 @@
 //! threads`), its CPU time, and keeping client and server on separate CPUs.
 
 pub mod cpus;
-pub mod stats;
 pub mod server_cpu;
+pub mod stats;
 pub mod threads;

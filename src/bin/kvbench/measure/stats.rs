@@ -29,7 +29,11 @@ pub fn ask(addr: SocketAddr, args: &str, timeout: Duration) -> Result<String> {
         if buf.ends_with(b"END\r\n") || buf.starts_with(b"ERROR") || buf.len() > 1 << 20 {
             break;
         }
-        ensure!(Instant::now() < deadline, "`{}` timed out", command.trim_end());
+        ensure!(
+            Instant::now() < deadline,
+            "`{}` timed out",
+            command.trim_end()
+        );
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -100,7 +104,8 @@ impl WorkDone {
 
     /// Mean time actually spent per request, if any was.
     pub fn mean_spent(&self) -> Option<Duration> {
-        (self.requests > 0).then(|| Duration::from_secs_f64(self.spent_us as f64 * 1e-6 / self.requests as f64))
+        (self.requests > 0)
+            .then(|| Duration::from_secs_f64(self.spent_us as f64 * 1e-6 / self.requests as f64))
     }
 }
 

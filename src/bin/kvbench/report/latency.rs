@@ -74,7 +74,10 @@ pub fn write_svg(
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], grey));
     if let Some(c) = capacity {
         chart
-            .draw_series(LineSeries::new([(c, y_lo), (c, y_hi)], grey.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                [(c, y_lo), (c, y_hi)],
+                grey.stroke_width(1),
+            ))
             .map_err(plot_error)?;
         chart
             .draw_series([Text::new(
@@ -94,9 +97,7 @@ pub fn write_svg(
             .draw_series(LineSeries::new(measured.clone(), color.stroke_width(2)))
             .map_err(plot_error)?
             .label(server.to_string())
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         chart
             .draw_series(
                 measured
@@ -110,12 +111,7 @@ pub fn write_svg(
             .collect();
         if !model.is_empty() {
             chart
-                .draw_series(DashedLineSeries::new(
-                    model,
-                    6,
-                    4,
-                    color.stroke_width(2),
-                ))
+                .draw_series(DashedLineSeries::new(model, 6, 4, color.stroke_width(2)))
                 .map_err(plot_error)?
                 .label(format!("{server} (model)"))
                 .legend(move |(x, y)| {

@@ -126,7 +126,11 @@ pub fn render(points: &[SweepPoint], summary: &[SweepSummary], capacity: Option<
             flags.push(format!("{} unsent", p.unsent));
         }
         table.row(vec![
-            if first { p.server.clone() } else { String::new() },
+            if first {
+                p.server.clone()
+            } else {
+                String::new()
+            },
             p.load_pct.map_or("-".into(), |l| format!("{l:.0}%")),
             format!("{:.0}", p.offered),
             format!("{:.0}", p.achieved),
