@@ -27,11 +27,6 @@ impl PoissonArrivals {
         }
     }
 
-    /// The mean gap, 1/rate (for counting the sends a run had no room for).
-    pub fn mean_gap(&self) -> Duration {
-        Duration::try_from_secs_f64(1.0 / self.rate_per_second).unwrap_or(Duration::MAX)
-    }
-
     /// The time from the previous arrival to the next one; the first arrival
     /// is at the start plus the first gap. At a rate of 0 it is
     /// [`Duration::MAX`]: no arrival ever comes.

@@ -478,13 +478,6 @@ impl Gaps {
             Gaps::Poisson(arrivals) => arrivals.next_gap(),
         }
     }
-
-    fn mean(&self) -> Duration {
-        match self {
-            Gaps::Even(interval) => *interval,
-            Gaps::Poisson(arrivals) => arrivals.mean_gap(),
-        }
-    }
 }
 
 fn client_thread(conns: Vec<(usize, usize)>, shared: &Shared) -> ThreadOutput {
@@ -646,14 +639,10 @@ impl EventLoop {
             if (!sending && self.idle()) || now >= deadline {
                 break;
             }
-            if sending {
-                self.fire_timers(now, end, stats);
-            }
-            let next_due = if sending {
-                self.heap.peek().map(|r| r.0 .0).filter(|&due| due < end)
-            } else {
-                None
-            };
+            // Sends due before the end go out even if the loop wakes after
+            // it: the schedule, not the loop, decides what was offered.
+            self.fire_timers(now, end, stats);
+            let next_due = self.heap.peek().map(|r| r.0 .0).filter(|&due| due < end);
             let spin = shared.opts.spin;
             let timeout = match next_due {
                 // Close to a send: poll without sleeping, so the send is
@@ -708,12 +697,14 @@ impl EventLoop {
                 .last_reply
                 .map_or(Duration::ZERO, |t| t.duration_since(start));
         }
-        for slot in &self.slots {
+        for slot in &mut self.slots {
             let s = &mut stats[slot.conn.group];
-            if let Some(open) = &slot.open {
-                if open.next_due < end {
-                    let behind = end.duration_since(open.next_due).as_secs_f64();
-                    s.unsent += (behind / open.gaps.mean().as_secs_f64()).ceil() as u64;
+            if let Some(open) = &mut slot.open {
+                // Due before the end, never sent: the connection had
+                // `pipeline` requests in flight until the deadline (or died).
+                while open.next_due < end {
+                    s.unsent += 1;
+                    open.next_due += open.gaps.next();
                 }
             }
             if !slot.dead && !slot.conn.inflight.is_empty() {
@@ -765,14 +756,14 @@ impl EventLoop {
     /// those due (with their due time), and schedules the next.
     fn top_up(&mut self, i: usize, now: Instant, end: Instant, stats: &mut [GroupStats]) {
         let slot = &mut self.slots[i];
-        if slot.dead || now >= end {
+        if slot.dead {
             return;
         }
         let lags = &mut stats[slot.conn.group].send_lag;
         let depth = slot.conn.gen.spec().pipeline;
         match slot.open.as_mut() {
             None => {
-                while slot.conn.inflight.len() < depth {
+                while now < end && slot.conn.inflight.len() < depth {
                     slot.conn.send(now);
                 }
             }
