@@ -115,7 +115,10 @@ pub fn write_svg(
                 .map_err(plot_error)?
                 .label(format!("{server} (model)"))
                 .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 8, y)], color.stroke_width(2))
+                    let dash = |from: i32| {
+                        PathElement::new([(from, 0), (from + 6, 0)], color.stroke_width(2))
+                    };
+                    EmptyElement::at((x, y)) + dash(0) + dash(10)
                 });
         }
     }
