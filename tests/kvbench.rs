@@ -437,10 +437,37 @@ fn one_client_thread_drives_a_thousand_connections() {
 }
 
 #[test]
-fn connection_failures_are_counted() {
+fn a_run_that_cannot_connect_fails() {
     // Nothing listens on a port that was free a moment ago.
     let addr = format!("127.0.0.1:{}", free_port());
-    let r = kvbench_json(&[
+    for format in ["--json", "--quiet"] {
+        let args = [
+            "run",
+            "--server",
+            &addr,
+            "--duration",
+            "0.2",
+            "--connections",
+            "3",
+            "--no-warmup",
+            format,
+        ];
+        let out = kvbench_output(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let expected = format!("cannot connect to {addr}: all 3 connections failed");
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("Connection refused"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: no table of zeros");
+    }
+}
+
+#[test]
+fn a_run_without_replies_fails() {
+    // Connections complete in the backlog; nothing ever answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let out = kvbench_output(&[
         "run",
         "--server",
         &addr,
@@ -449,12 +476,84 @@ fn connection_failures_are_counted() {
         "--connections",
         "3",
         "--no-warmup",
+        "--timeout",
+        "0.5",
+        "--quiet",
     ]);
-    let t = &r["total"];
-    assert_eq!(u(t, "requests"), 0, "{r}");
-    assert_eq!(u(t, "connect_failures"), 3, "{r}");
-    assert_eq!(u(&t["error_kinds"], "connection"), 3, "{r}");
-    assert_eq!(u(t, "errors"), 3, "{r}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no replies from {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 of 3 connections failed"), "{stderr}");
+}
+
+/// Runs kvbench with `args` and its stdout closed before it writes (as
+/// `kvbench ... | head -c 10` ends up); its exit status and stderr.
+fn kvbench_into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kvbench");
+    drop(child.stdout.take());
+    let mut stderr = child.stderr.take().unwrap();
+    let err = thread::spawn(move || {
+        let mut v = String::new();
+        let _ = stderr.read_to_string(&mut v);
+        v
+    });
+    let deadline = Instant::now() + KVBENCH_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    (status, err.join().unwrap())
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let server = KvServer::start("basic", &[]);
+    let addr = server.addr().to_string();
+    let run = ["run", "--server", &addr, "--duration", "0.2", "--quiet"];
+    let compare = [
+        "compare",
+        "--threads",
+        "1",
+        "--duration",
+        "0.2",
+        "--workload",
+        "uniform",
+        "--patterns",
+        "basic",
+        "--no-memcached",
+        "--kvserve",
+        env!("CARGO_BIN_EXE_kvserve"),
+        "--no-svg",
+        "--quiet",
+    ];
+    for json in [false, true] {
+        for args in [&run[..], &compare[..]] {
+            let mut args = args.to_vec();
+            if json {
+                args.push("--json");
+            }
+            let (status, stderr) = kvbench_into_closed_pipe(&args);
+            assert!(status.success(), "{args:?}: {status}\n{stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        }
+    }
 }
 
 #[test]

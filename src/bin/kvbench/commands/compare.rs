@@ -231,16 +231,16 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             runs: (rounds > 1).then_some(runs.as_slice()),
             notes: &notes,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        report::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
-        println!(
-            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)"
+        let mut text = format!(
+            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)\n\n"
         );
-        println!();
-        print!("{}", report::render_compare(&rows, &baseline));
+        text += &report::render_compare(&rows, &baseline);
         for n in &notes {
-            println!("note: {n}");
+            text += &format!("note: {n}\n");
         }
+        report::print_stdout(&text)?;
     }
     if !args.no_svg && !rows.is_empty() {
         let title = format!("kvbench compare: --threads {threads}{extra}");

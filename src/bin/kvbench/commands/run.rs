@@ -9,7 +9,7 @@ use crate::cli::RunArgs;
 use crate::load::driver::{self, Options};
 use crate::load::workload;
 use crate::measure::cpus::Affinity;
-use crate::report::{self, progress_bar};
+use crate::report::{self, progress_bar, RunReport};
 
 /// Runs `kvbench run`.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -34,12 +34,37 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let result = driver::measure(&plan, &opts, &bar)?;
     bar.finish_and_clear();
     let report = report::run_report(&plan, &opts, &warm, &result);
+    measured(&report)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        report::print_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))
     } else {
-        print!("{}", report::render_run(&report));
+        report::print_stdout(&report::render_run(&report))
     }
-    Ok(())
+}
+
+/// A run that got no reply at all measured nothing: it fails (a table of
+/// zeros would pass for a result in a script), saying why.
+fn measured(report: &RunReport) -> Result<()> {
+    let t = &report.total;
+    if t.requests > 0 {
+        return Ok(());
+    }
+    let first = t.first_error.as_deref().unwrap_or("none");
+    if t.connect_failures as usize == report.connections {
+        bail!(
+            "cannot connect to {}: all {} connections failed (first error: {first})",
+            report.server,
+            report.connections
+        );
+    }
+    bail!(
+        "no replies from {} in {:.1} s: {} of {} connections failed to connect, {} errors (first: {first})",
+        report.server,
+        report.duration_s,
+        t.connect_failures,
+        report.connections,
+        t.errors
+    )
 }
 
 /// The server's address; loopback only unless `allow_remote`.

@@ -11,7 +11,9 @@ pub use progress::progress_bar;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 
+use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -19,6 +21,17 @@ use crate::load::client::ErrorKind;
 use crate::load::driver::{GroupStats, Options, RunResult, WarmupResult};
 use crate::load::workload::{GroupSpec, Plan};
 use crate::measure::threads::ThreadStat;
+
+/// Writes `text` to stdout. A reader that has gone away (`kvbench run
+/// --json | head -c 10`) is not an error: the rest of the output is not
+/// wanted, and kvbench carries on quietly, as other command-line tools do.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("writing to stdout"),
+    }
+}
 
 /// Latency percentiles in microseconds.
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
