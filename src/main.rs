@@ -8,14 +8,21 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(refusal) = config.refusal() {
+        eprintln!("{}", refusal.message);
+        std::process::exit(refusal.exit_code);
+    }
+    // As memcached: -v adds errors and refusals per connection, -vv each
+    // command and reply. Other crates (the poller's trace) stay at warn.
     let level = match config.verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
+    let filter = format!("warn,kvserve={level}");
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -84,7 +84,35 @@ pub struct Config {
     pub verbose: u8,
 }
 
+/// Flags memcached refuses to start with: its message on stderr and its
+/// exit status, matched so that scripts see the same refusal.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: &'static str,
+    pub exit_code: i32,
+}
+
 impl Config {
+    /// The first setting memcached 1.6 would refuse, checked in its order:
+    /// `-t 0` (exit 1, while reading flags), then an item size limit above
+    /// half the memory limit (exit 64, `EX_USAGE`), which refuses `-m 0`.
+    pub fn refusal(&self) -> Option<Refusal> {
+        if self.threads == Some(0) {
+            return Some(Refusal {
+                message: "Number of threads must be greater than 0",
+                exit_code: 1,
+            });
+        }
+        let memory = self.memory_limit.saturating_mul(1024 * 1024);
+        if self.max_item_size > memory / 2 {
+            return Some(Refusal {
+                message: "Cannot set item size limit higher than 1/2 of memory max.",
+                exit_code: 64,
+            });
+        }
+        None
+    }
+
     /// Reader or worker threads, after defaults.
     pub fn threads(&self) -> usize {
         match self.pattern {
@@ -137,6 +165,20 @@ mod tests {
         assert_eq!(parse_size("2048"), Ok(2048));
         assert!(parse_size("12").is_err());
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn refusals_in_memcacheds_order() {
+        let refusal = |args: &[&str]| {
+            let argv = ["kvserve"].iter().chain(args).copied();
+            Config::try_parse_from(argv).unwrap().refusal()
+        };
+        assert_eq!(refusal(&[]), None);
+        assert_eq!(refusal(&["-m", "2"]), None);
+        assert_eq!(refusal(&["-m", "1", "-I", "512k"]), None);
+        assert_eq!(refusal(&["-t", "0", "-m", "0"]).unwrap().exit_code, 1);
+        assert_eq!(refusal(&["-m", "0"]).unwrap().exit_code, 64);
+        assert_eq!(refusal(&["-m", "1"]).unwrap().exit_code, 64);
     }
 
     #[test]

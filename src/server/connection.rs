@@ -8,11 +8,13 @@
 //! reads costs bounded memory.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::command_log;
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::{parse, Limits, Parsed, Request};
@@ -92,11 +94,19 @@ pub struct Connection {
     watching_writes: bool,
     /// When the client last sent anything, for `--idle-timeout`.
     last_read: Instant,
+    /// The socket's descriptor when commands and replies are logged
+    /// (`-vv`), decided once when the connection opens.
+    log_fd: Option<RawFd>,
 }
 
 impl Connection {
     pub fn new(stream: TcpStream) -> Connection {
+        let log_fd = command_log::enabled().then(|| stream.as_raw_fd());
+        if let Some(fd) = log_fd {
+            command_log::opened(fd);
+        }
         Connection {
+            log_fd,
             stream,
             input: Vec::new(),
             start: 0,
@@ -185,7 +195,13 @@ impl Connection {
                 Next::Request(request, at)
             }
             Parsed::Incomplete => Next::Incomplete,
-            Parsed::Close => Next::Close,
+            Parsed::Close => {
+                tracing::debug!(
+                    "{}: not the text protocol (a binary packet, or a command line too long); closing",
+                    self.stream.as_raw_fd()
+                );
+                Next::Close
+            }
         }
     }
 
@@ -202,7 +218,11 @@ impl Connection {
         now: u32,
     ) -> Flow {
         let input = &self.input[at..self.end];
+        let mark = self.output.len();
         let flow = engine.execute(request, input, &mut self.output, stats, now);
+        if let Some(fd) = self.log_fd {
+            command_log::exchange(fd, input, &self.output[mark..]);
+        }
         if flow == Flow::Close {
             self.closing = true;
         }
@@ -252,7 +272,10 @@ impl Connection {
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!("{}: read failed: {e}", self.stream.as_raw_fd());
+                    return Err(e);
+                }
             }
         }
     }
@@ -268,7 +291,10 @@ impl Connection {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!("{}: write failed: {e}", self.stream.as_raw_fd());
+                    return Err(e);
+                }
             }
         }
         self.output.clear();
@@ -338,6 +364,14 @@ impl Connection {
         if self.input.len() - self.end < MIN_READ {
             let size = (self.input.len() * 2).max(INITIAL_BUFFER);
             self.input.resize(size, 0);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(fd) = self.log_fd {
+            command_log::closed(fd);
         }
     }
 }

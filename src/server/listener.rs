@@ -46,6 +46,7 @@ pub fn accept_pending(
         };
         if counts.curr_connections.load(Ordering::Relaxed) >= engine.settings.max_conns as u64 {
             counts.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("Too many open connections");
             // Best effort, as memcached: the socket is new, so the short
             // reply fits its send buffer.
             let mut stream = stream;

@@ -1,12 +1,14 @@
 //! Sockets, connections and the three threading patterns.
 //!
-//! - [`connection`]: a client's buffers and I/O, and serving it in a loop.
+//! - [`connection`]: a client's buffers and I/O, and serving it in a loop;
+//!   [`command_log`]: its commands and replies at `-vv`.
 //! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
 //! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
 //!   wake-ups, and graceful stop, shared by all patterns.
 //! - [`work_queue`]: the queue worker-pool's workers sleep on.
 //! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, side by side.
 
+pub mod command_log;
 pub mod config;
 pub mod connection;
 pub mod event_loop;
@@ -16,7 +18,7 @@ pub mod patterns;
 pub mod shutdown;
 pub mod work_queue;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -34,11 +36,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: &Config) -> anyhow::Result<()> {
     raise_fd_limit();
-    let ip: IpAddr = config
-        .listen
-        .parse()
-        .with_context(|| format!("not an IP address: {}", config.listen))?;
-    let listener = listener::bind(SocketAddr::new(ip, config.port))?;
+    let listener = listener::bind(listen_addr(&config.listen, config.port)?)?;
     let addr = listener.local_addr()?;
     let threads = config.threads();
     if config.pattern == Pattern::Basic && config.threads.is_some_and(|t| t != 1) {
@@ -71,6 +69,22 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     }?;
     tracing::info!("kvserve stopped");
     Ok(())
+}
+
+/// The address `-l` names: an IP address, or a host name resolved as
+/// memcached does (`localhost` is the loopback address), its first IPv4
+/// address preferred.
+fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .with_context(|| format!("{host} resolves to no address"))
 }
 
 /// Reclaims expired items about once a second, so they do not take the

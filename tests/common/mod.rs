@@ -59,9 +59,15 @@ impl KvServer {
     /// Spawns `kvserve --pattern PATTERN --port 0 -l 127.0.0.1 EXTRA...`
     /// and waits (at most 10 s) for its `listening on ADDR` stderr line.
     pub fn start(pattern: &str, extra_args: &[&str]) -> KvServer {
+        KvServer::start_on(pattern, "127.0.0.1", extra_args)
+    }
+
+    /// [`KvServer::start`] listening on `listen` (`-l`: an address or a
+    /// host name).
+    pub fn start_on(pattern: &str, listen: &str, extra_args: &[&str]) -> KvServer {
         raise_fd_limit();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvserve"));
-        cmd.args(["--pattern", pattern, "--port", "0", "-l", "127.0.0.1"])
+        cmd.args(["--pattern", pattern, "--port", "0", "-l", listen])
             .args(extra_args)
             // The server's own default log filter must show the line.
             .env_remove("RUST_LOG")
