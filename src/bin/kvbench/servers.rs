@@ -111,13 +111,19 @@ impl ServerProc {
         // A server outlives a kvbench that is killed (SIGTERM or SIGKILL
         // reaches only kvbench, unlike Ctrl-C, which the whole process
         // group gets) unless the kernel stops it when its parent goes.
+        // A kvbench that died before the prctl took effect sends nothing:
+        // then the child's parent is no longer kvbench, and it stops.
         // It runs on `cpus`, never on the client's (inherited) CPUs.
-        // SAFETY: prctl(2) and sched_setaffinity(2) are async-signal-safe
-        // and touch only the child.
+        // SAFETY: prctl(2), getppid(2) and sched_setaffinity(2) are
+        // async-signal-safe and touch only the child.
+        let kvbench = std::process::id();
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != kvbench {
+                    return Err(io::Error::other("kvbench exited"));
                 }
                 cpus.apply()
             });
