@@ -88,7 +88,9 @@ pub struct Config {
 /// exit status, matched so that scripts see the same refusal.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// memcached's line, word for word.
     pub message: &'static str,
+    /// memcached's exit status: 1, or 64 (`EX_USAGE`).
     pub exit_code: i32,
 }
 
