@@ -182,7 +182,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             summary: &summary,
             notes: &notes,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        report::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
         println!("{title}");
         if let Some(c) = setup.capacity {
