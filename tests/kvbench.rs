@@ -882,6 +882,8 @@ fn poisson_arrivals_keep_the_asked_rate() {
         (1700..=2300).contains(&scheduled),
         "{scheduled} scheduled: {r}"
     );
+    // A light load: every request due before the end was sent.
+    assert_eq!(u(t, "unsent"), 0, "{r}");
     assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
     server.stop();
 }

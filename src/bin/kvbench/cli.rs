@@ -172,6 +172,12 @@ pub struct SweepArgs {
     /// Seed of the arrivals (the model is fed the same ones).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Busy-poll from this many µs before each send is due, as a timer
+    /// wake-up can be that late (0: sleep until the timer fires). Spinning
+    /// takes a core from the servers unless they run on CPUs of their own
+    /// (--client-cpus, --server-cpus).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: u64,
     /// Where to write the SVG chart: p99 against offered load.
     #[arg(long, default_value = "kvbench-sweep.svg")]
     pub svg: PathBuf,

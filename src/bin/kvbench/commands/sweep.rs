@@ -19,7 +19,7 @@ use kvserve::engine::work::{ServiceDist, WorkModel};
 use kvserve::server::patterns::worker_pool::SLICE;
 use serde::Serialize;
 
-use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};
+use super::compare::{launcher, RUN_TIMEOUT};
 use super::run::resolve;
 use crate::cli::SweepArgs;
 use crate::load::driver::{self, Options};
@@ -420,7 +420,7 @@ fn options(args: &SweepArgs, addr: SocketAddr, plan: &Plan) -> Options {
         duration: Duration::from_secs_f64(args.duration),
         client_threads: plan.client_threads(args.servers.client_threads),
         timeout: RUN_TIMEOUT,
-        spin: Duration::from_micros(SPIN_US),
+        spin: Duration::from_micros(args.spin_us),
         seed: args.seed,
     }
 }

@@ -635,13 +635,13 @@ impl EventLoop {
         let mut last_report = start;
         let mut now = start;
         loop {
+            // Sends due before the end go out even if the loop wakes after
+            // it: the schedule, not the loop, decides what was offered.
+            self.fire_timers(now, end, stats);
             let sending = now < end;
             if (!sending && self.idle()) || now >= deadline {
                 break;
             }
-            // Sends due before the end go out even if the loop wakes after
-            // it: the schedule, not the loop, decides what was offered.
-            self.fire_timers(now, end, stats);
             let next_due = self.heap.peek().map(|r| r.0 .0).filter(|&due| due < end);
             let spin = shared.opts.spin;
             let timeout = match next_due {
