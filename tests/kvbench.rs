@@ -18,6 +18,12 @@ const KVBENCH_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs kvbench with `args`; kills it after [`KVBENCH_LIMIT`].
 fn kvbench_output(args: &[&str]) -> Output {
+    spawn_kvbench(args, true)
+}
+
+/// Runs kvbench with `args`, reading its stdout, or closing it at once
+/// when `read_stdout` is false; kills it after [`KVBENCH_LIMIT`].
+fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
         .args(args)
         .stdin(Stdio::null())
@@ -25,18 +31,10 @@ fn kvbench_output(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvbench");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
+    let stdout = child.stdout.take().unwrap();
+    let out = read_stdout.then(|| thread::spawn(move || read_all(stdout)));
+    let stderr = child.stderr.take().unwrap();
+    let err = thread::spawn(move || read_all(stderr));
     let deadline = Instant::now() + KVBENCH_LIMIT;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -51,9 +49,15 @@ fn kvbench_output(args: &[&str]) -> Output {
     };
     Output {
         status,
-        stdout: out.join().unwrap(),
+        stdout: out.map_or_else(Vec::new, |o| o.join().unwrap()),
         stderr: err.join().unwrap(),
     }
+}
+
+fn read_all(mut from: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = from.read_to_end(&mut v);
+    v
 }
 
 /// Runs kvbench with `args` plus `--json --quiet`; its JSON report.
@@ -492,33 +496,11 @@ fn a_run_without_replies_fails() {
 /// Runs kvbench with `args` and its stdout closed before it writes (as
 /// `kvbench ... | head -c 10` ends up); its exit status and stderr.
 fn kvbench_into_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kvbench");
-    drop(child.stdout.take());
-    let mut stderr = child.stderr.take().unwrap();
-    let err = thread::spawn(move || {
-        let mut v = String::new();
-        let _ = stderr.read_to_string(&mut v);
-        v
-    });
-    let deadline = Instant::now() + KVBENCH_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    (status, err.join().unwrap())
+    let out = spawn_kvbench(args, false);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -160,7 +160,8 @@ pub fn minimise_timer_slack() {
 }
 
 /// splitmix64: a small, fast generator, one per executing thread, seeded
-/// apart so threads draw different sequences.
+/// apart so threads draw different sequences (kvbench draws its keys and
+/// arrivals with it too).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
@@ -175,6 +176,11 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in (0, 1]: never 0, so its logarithm is finite.
@@ -414,6 +420,13 @@ mod tests {
         let d: ServiceDist = "bimodal:20us:200us:0.5".parse().unwrap();
         assert_eq!(d.scaled(1.5).to_string(), "bimodal:30us:300us:0.5");
         assert_eq!(d.scaled(1.5).mean(), d.mean().mul_f64(1.5));
+    }
+
+    #[test]
+    fn below_stays_in_range() {
+        let mut rng = Rng::new(3);
+        assert!((0..10_000).all(|_| rng.below(7) < 7));
+        assert_eq!(rng.below(1), 0);
     }
 
     #[test]

@@ -213,22 +213,20 @@ fn parse_load(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A positive rate or time, at most 10 million.
+/// A positive rate (requests/s) or time (µs), at most 10 million.
 fn parse_rate(text: &str) -> Result<f64, String> {
-    let bad = || format!("{text:?} is not a number above 0 and at most 1e7");
-    let v: f64 = text.trim().parse().map_err(|_| bad())?;
-    if v.is_finite() && v > 0.0 && v <= 1e7 {
-        Ok(v)
-    } else {
-        Err(bad())
-    }
+    parse_positive(text, 1e7)
 }
 
-/// An SLO factor: above 0, at most 10,000.
+/// An SLO factor: above 0, at most 10,000 mean service times.
 fn parse_factor(text: &str) -> Result<f64, String> {
-    let bad = || format!("{text:?} is not a factor above 0 and at most 10000");
+    parse_positive(text, 10_000.0)
+}
+
+fn parse_positive(text: &str, max: f64) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a number above 0 and at most {max}");
     let v: f64 = text.trim().parse().map_err(|_| bad())?;
-    if v.is_finite() && v > 0.0 && v <= 10_000.0 {
+    if v.is_finite() && v > 0.0 && v <= max {
         Ok(v)
     } else {
         Err(bad())

@@ -439,28 +439,9 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// splitmix64: small, fast and good enough to pick keys.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
+/// The random numbers behind key choice, value sizes and mixes: the
+/// library's generator, the one the server draws service times with.
+pub use kvserve::engine::work::Rng;
 
 #[cfg(test)]
 mod tests {
@@ -538,12 +519,5 @@ mod tests {
             plan(&args(WorkloadName::ManyConns)).unwrap().connections(),
             1000
         );
-    }
-
-    #[test]
-    fn below_stays_in_range() {
-        let mut rng = Rng::new(3);
-        assert!((0..10_000).all(|_| rng.below(7) < 7));
-        assert_eq!(rng.below(1), 0);
     }
 }
