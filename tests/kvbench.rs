@@ -899,6 +899,15 @@ fn sweep_measures_each_pattern_beside_its_model() {
     // 2 threads × 1 ms: capacity 2000 req/s; SLO 10 ms.
     let report = short_sweep("block:fixed:1ms", "10,30", &[]);
     assert_eq!(f(&report, "capacity"), 2000.0, "{report}");
+    // On two CPUs or more the client gets the first to itself, one
+    // thread busy-polling, and the servers the rest.
+    if num_cpus() >= 2 {
+        let client: usize = report["client_cpus"].as_str().unwrap().parse().unwrap();
+        let servers = report["server_cpus"].as_str().unwrap();
+        assert!(!servers.split(['-', ',']).any(|c| c == client.to_string()), "{report}");
+        assert_eq!(u(&report, "client_threads"), 1, "{report}");
+        assert_eq!(u(&report, "spin_us"), 75, "{report}");
+    }
     assert_eq!(f(&report, "slo_us"), 10_000.0, "{report}");
     let points = report["points"].as_array().unwrap();
     let servers: Vec<&str> = points
@@ -944,7 +953,9 @@ fn sweep_measures_each_pattern_beside_its_model() {
 fn sweep_stops_a_pattern_once_it_saturates() {
     // 2 threads × 2 ms: capacity 1000 req/s. At 60% (600 req/s) basic,
     // one server of 500 req/s, saturates; worker-pool keeps up until 150%.
-    let report = short_sweep("block:fixed:2ms", "60,150", &[]);
+    let report = short_sweep("block:fixed:2ms", "60,150", &["--shared-cpus"]);
+    assert!(report["client_cpus"].is_null(), "{report}");
+    assert_eq!(u(&report, "spin_us"), 0, "{report}");
     let points = report["points"].as_array().unwrap();
     let basic: Vec<&Value> = points.iter().filter(|p| p["server"] == "basic").collect();
     assert_eq!(
@@ -986,4 +997,9 @@ fn sweep_refuses_malformed_work_and_loads_before_starting_anything() {
         );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+/// CPUs this process may run on.
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -173,11 +173,19 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Busy-poll from this many µs before each send is due, as a timer
-    /// wake-up can be that late (0: sleep until the timer fires). Spinning
-    /// takes a core from the servers unless they run on CPUs of their own
-    /// (--client-cpus, --server-cpus).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    pub spin_us: u64,
+    /// wake-up can be that late (0: sleep until the timer fires). Default:
+    /// 75 when the client has a CPU of its own, else 0 (spinning would take
+    /// a core from the servers).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: Option<u64>,
+    /// Let the client and the servers share every CPU. By default, with
+    /// two CPUs or more and neither --client-cpus nor --server-cpus, the
+    /// sweep keeps the load generator (one thread) on the first CPU and the
+    /// servers on the rest, as load generators run on machines of their
+    /// own: a client's wake-ups on the servers' cores would be measured as
+    /// the pattern's latency.
+    #[arg(long, conflicts_with_all = ["client_cpus", "server_cpus"])]
+    pub shared_cpus: bool,
     /// Where to write the SVG chart: p99 against offered load.
     #[arg(long, default_value = "kvbench-sweep.svg")]
     pub svg: PathBuf,

@@ -19,11 +19,12 @@ use kvserve::engine::work::{ServiceDist, WorkModel};
 use kvserve::server::patterns::worker_pool::SLICE;
 use serde::Serialize;
 
-use super::compare::{launcher, RUN_TIMEOUT};
+use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};
 use super::run::resolve;
 use crate::cli::SweepArgs;
 use crate::load::driver::{self, Options};
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
+use crate::measure::cpus::Affinity;
 use crate::measure::stats::{self, ServerInfo, WorkDone};
 use crate::model::{self, Discipline, Scenario};
 use crate::report::sweep::{self as sweep_report, SweepPoint, SweepSummary};
@@ -136,6 +137,10 @@ struct SweepReport<'a> {
     capacity: Option<f64>,
     slo_us: f64,
     seed: u64,
+    client_cpus: Option<String>,
+    server_cpus: Option<String>,
+    client_threads: Option<usize>,
+    spin_us: Option<u64>,
     points: &'a [SweepPoint],
     summary: &'a [SweepSummary],
     notes: &'a [String],
@@ -143,6 +148,7 @@ struct SweepReport<'a> {
 
 /// Runs `kvbench sweep`.
 pub fn sweep(args: &SweepArgs) -> Result<()> {
+    let args = &placed(args)?;
     let mut notes = Vec::new();
     let mut subjects = start_subjects(args)?;
     let result = measure_all(args, &mut subjects, &mut notes);
@@ -155,8 +161,14 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         }
     }
     let (points, summary, setup) = result?;
+    let placement = match (&args.servers.client_cpus, &args.servers.server_cpus) {
+        (Some(c), Some(s)) => format!(", client on CPU {c}, servers on {s}"),
+        (Some(c), None) => format!(", client on CPU {c}"),
+        (None, Some(s)) => format!(", servers on CPU {s}"),
+        (None, None) => String::new(),
+    };
     let title = format!(
-        "kvbench sweep: {}{}, {} connections, {:.1} s per point",
+        "kvbench sweep: {}{}, {} connections, {:.1} s per point{placement}",
         setup.work.map_or_else(
             || "server's own work".to_string(),
             |w| format!("--work {w}")
@@ -178,6 +190,10 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             capacity: setup.capacity,
             slo_us: setup.slo_us,
             seed: args.seed,
+            client_cpus: args.servers.client_cpus.as_ref().map(ToString::to_string),
+            server_cpus: args.servers.server_cpus.as_ref().map(ToString::to_string),
+            client_threads: args.servers.client_threads,
+            spin_us: args.spin_us,
             points: &points,
             summary: &summary,
             notes: &notes,
@@ -210,6 +226,31 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// The sweep's arguments with the CPU placement decided: unless told
+/// otherwise (`--shared-cpus`, `--client-cpus`, `--server-cpus`, or a
+/// `--server` it does not start), a sweep on two CPUs or more keeps its
+/// one client thread on the first CPU and the servers on the rest, and
+/// the client busy-polls before each send (it has a core to itself).
+fn placed(args: &SweepArgs) -> Result<SweepArgs> {
+    let mut args = args.clone();
+    let chosen = args.shared_cpus
+        || args.server.is_some()
+        || args.servers.client_cpus.is_some()
+        || args.servers.server_cpus.is_some();
+    if !chosen {
+        let mine = Affinity::current().context("reading kvbench's CPU affinity")?;
+        if let Some((client, servers)) = mine.list().split_first() {
+            args.servers.client_cpus = Some(client);
+            args.servers.server_cpus = Some(servers);
+            args.servers.client_threads.get_or_insert(1);
+        }
+    }
+    let own_core = args.servers.client_cpus.is_some() && args.servers.server_cpus.is_some();
+    args.spin_us
+        .get_or_insert(if own_core { SPIN_US } else { 0 });
+    Ok(args)
+}
+
 /// What the loads and the objective were derived from.
 struct Setup {
     work: Option<WorkModel>,
@@ -223,6 +264,11 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
     let mut out = Vec::new();
     if let Some(server) = &args.server {
         let addr = resolve(server, args.allow_remote)?;
+        if let Some(list) = &args.servers.client_cpus {
+            Affinity::of(list)
+                .apply()
+                .with_context(|| format!("--client-cpus {list}"))?;
+        }
         let info = stats::server_info(addr, RUN_TIMEOUT)
             .with_context(|| format!("reading `stats` of {server}"))?;
         let label = info.pattern.clone().unwrap_or_else(|| server.clone());
@@ -420,7 +466,7 @@ fn options(args: &SweepArgs, addr: SocketAddr, plan: &Plan) -> Options {
         duration: Duration::from_secs_f64(args.duration),
         client_threads: plan.client_threads(args.servers.client_threads),
         timeout: RUN_TIMEOUT,
-        spin: Duration::from_micros(args.spin_us),
+        spin: Duration::from_micros(args.spin_us.unwrap_or(0)),
         seed: args.seed,
     }
 }

@@ -63,6 +63,15 @@ impl fmt::Display for CpuList {
     }
 }
 
+impl CpuList {
+    /// The first CPU apart from the rest: a core for the load generator,
+    /// the others for the servers. `None` with fewer than two CPUs.
+    pub fn split_first(&self) -> Option<(CpuList, CpuList)> {
+        let (&first, rest) = self.0.split_first()?;
+        (!rest.is_empty()).then(|| (CpuList(vec![first]), CpuList(rest.to_vec())))
+    }
+}
+
 /// The kernel's form of a CPU list, ready to apply in a forked child
 /// (where nothing may allocate).
 #[derive(Clone, Copy)]
@@ -94,6 +103,17 @@ impl Affinity {
         }
     }
 
+    /// The CPUs in the set, as a list.
+    pub fn list(&self) -> CpuList {
+        let max = libc::CPU_SETSIZE as usize;
+        // SAFETY: CPU_ISSET reads the bit array in bounds.
+        CpuList(
+            (0..max)
+                .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &self.0) })
+                .collect(),
+        )
+    }
+
     /// Restricts the calling thread, and the threads and processes it
     /// starts from now on, to these CPUs. Async-signal-safe: one syscall.
     pub fn apply(&self) -> io::Result<()> {
@@ -119,5 +139,17 @@ mod tests {
         for bad in ["", "x", "3-1", "1-", "-1", "0,,1", "100000"] {
             assert!(bad.parse::<CpuList>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_first_cpu_splits_from_the_rest() {
+        let list: CpuList = "2,4-6".parse().unwrap();
+        let (client, servers) = list.split_first().unwrap();
+        assert_eq!(
+            (client.to_string(), servers.to_string()),
+            ("2".into(), "4-6".into())
+        );
+        assert_eq!("3".parse::<CpuList>().unwrap().split_first(), None);
+        assert_eq!(Affinity::of(&list).list(), list);
     }
 }
