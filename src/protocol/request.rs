@@ -34,8 +34,9 @@ impl Span {
 }
 
 /// Which storage command a `Store` request is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StoreMode {
+    #[default]
     Set,
     Add,
     Replace,

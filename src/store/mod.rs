@@ -14,6 +14,7 @@
 
 pub mod counter;
 pub mod expiry;
+mod key_lock;
 mod shard;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -22,13 +23,12 @@ use std::sync::{Mutex, MutexGuard};
 use foldhash::fast::RandomState;
 use std::hash::BuildHasher;
 
-pub use expiry::{deadline, unix_now, Deadline};
-pub use shard::{ItemRef, Miss, ITEM_OVERHEAD};
-use shard::{Moment, NewItem, Shard, SHARD_BITS};
-
-use crate::protocol::item_size;
 /// How a storage command is to treat an existing item.
 pub use crate::protocol::StoreMode;
+pub use expiry::{deadline, unix_now, Deadline};
+pub use key_lock::{KeyLock, Storing};
+pub use shard::{ItemRef, Marks, Miss, ITEM_OVERHEAD};
+use shard::{Moment, Shard, SHARD_BITS};
 
 /// The store's answer to a storage command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum StoreOutcome {
     NotFound,
 }
 
-/// The store's answer to `incr`/`decr`.
+/// The store's answer to `incr`/`decr` and `ma`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOutcome {
     Value(u64),
@@ -118,12 +118,13 @@ impl Store {
         now: u32,
         read: impl FnOnce(ItemRef<'_>) -> T,
     ) -> Result<T, Miss> {
-        let (hash, mut shard) = self.locate(key);
-        let slot = shard.find(hash, key, self.moment(now))?;
+        let mut locked = self.lock_key(key, now);
+        locked.found()?;
         if let Some(deadline) = touch {
-            shard.set_deadline(slot, deadline);
+            locked.set_deadline(deadline);
         }
-        Ok(read(shard.read(slot)))
+        locked.fetch();
+        Ok(read(locked.item().expect("found above")))
     }
 
     /// `set`, `add`, `replace`, `append`, `prepend` and `cas`.
@@ -136,115 +137,54 @@ impl Store {
         data: &[u8],
         now: u32,
     ) -> StoreOutcome {
-        let (hash, mut shard) = self.locate(key);
-        let existing = shard.find(hash, key, self.moment(now)).ok();
-        let limit = self.shard_limit();
-        let new = NewItem {
-            key,
-            value: [data, &[]],
+        let new = Storing {
+            mode,
             flags,
             deadline,
+            data,
+            ..Storing::default()
         };
-        match (mode, existing) {
-            (StoreMode::Add, Some(slot)) => {
-                shard.read(slot); // memcached bumps the item it refused to replace
-                StoreOutcome::NotStored
-            }
-            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
-                StoreOutcome::NotStored
-            }
-            (StoreMode::Cas(_), None) => StoreOutcome::NotFound,
-            (StoreMode::Cas(unique), Some(slot)) if shard.read(slot).cas != unique => {
-                StoreOutcome::Exists
-            }
-            (StoreMode::Append | StoreMode::Prepend, Some(slot)) => {
-                let old = shard.read(slot);
-                let (flags, deadline) = (old.flags, old.deadline);
-                let old_value = old.value.to_vec();
-                if item_size(key.len(), old_value.len() + data.len()) > self.max_item_size {
-                    return StoreOutcome::NotStored;
-                }
-                let value = if mode == StoreMode::Append {
-                    [&old_value[..], data]
-                } else {
-                    [data, &old_value[..]]
-                };
-                shard.remove(slot);
-                shard.insert(
-                    hash,
-                    NewItem {
-                        key,
-                        value,
-                        flags,
-                        deadline,
-                    },
-                    now,
-                    limit,
-                );
-                StoreOutcome::Stored
-            }
-            (_, existing) => {
-                if let Some(slot) = existing {
-                    shard.remove(slot);
-                }
-                shard.insert(hash, new, now, limit);
-                StoreOutcome::Stored
-            }
-        }
+        self.lock_key(key, now).store(&new).0
     }
 
     /// Removes `key`; says whether a live item was there.
     pub fn delete(&self, key: &[u8], now: u32) -> bool {
-        let (hash, mut shard) = self.locate(key);
-        match shard.find(hash, key, self.moment(now)) {
-            Ok(slot) => {
-                shard.remove(slot);
-                true
-            }
-            Err(_) => false,
-        }
+        let mut locked = self.lock_key(key, now);
+        let found = locked.found().is_ok();
+        locked.remove();
+        found
     }
 
     /// `incr` (wrapping at 2^64) or `decr` (stopping at 0).
     pub fn arithmetic(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
-        let (hash, mut shard) = self.locate(key);
-        let Ok(slot) = shard.find(hash, key, self.moment(now)) else {
-            return ArithOutcome::NotFound;
-        };
-        let item = shard.read(slot);
-        let (flags, deadline) = (item.flags, item.deadline);
-        let Some(value) = counter::parse(item.value) else {
-            return ArithOutcome::NonNumeric;
-        };
-        let new_value = if incr {
-            value.wrapping_add(delta)
-        } else {
-            value.saturating_sub(delta)
-        };
-        if !counter::overwrite(shard.value_mut(slot), new_value) {
-            // The number grew longer than the item: store it anew.
-            let digits = itoa::Buffer::new().format(new_value).as_bytes().to_vec();
-            shard.remove(slot);
-            let item = NewItem {
-                key,
-                value: [&digits, &[]],
-                flags,
-                deadline,
-            };
-            shard.insert(hash, item, now, self.shard_limit());
-        }
-        ArithOutcome::Value(new_value)
+        self.lock_key(key, now).arithmetic(incr, delta)
     }
 
     /// Gives `key` a new deadline; says whether it was there.
     pub fn touch(&self, key: &[u8], deadline: Deadline, now: u32) -> bool {
+        let mut locked = self.lock_key(key, now);
+        if locked.found().is_err() {
+            return false;
+        }
+        locked.set_deadline(deadline);
+        locked.fetch();
+        true
+    }
+
+    /// Locks the shard of `key` and looks the key up, for an operation of
+    /// several steps that must see no other client in between (the meta
+    /// commands, and the classic ones built on the same steps).
+    pub fn lock_key<'a>(&'a self, key: &'a [u8], now: u32) -> KeyLock<'a> {
         let (hash, mut shard) = self.locate(key);
-        match shard.find(hash, key, self.moment(now)) {
-            Ok(slot) => {
-                shard.set_deadline(slot, deadline);
-                true
-            }
-            Err(_) => false,
+        let slot = shard.find(hash, key, self.moment(now));
+        KeyLock {
+            shard,
+            hash,
+            key,
+            now,
+            slot,
+            limit: self.shard_limit(),
+            max_item_size: self.max_item_size,
         }
     }
 

@@ -24,6 +24,9 @@ struct Entry {
     flags: u32,
     deadline: Deadline,
     stored_at: u32,
+    /// When the item was stored or last fetched (meta `l`, `me`'s `la`).
+    last_access: u32,
+    marks: Marks,
     prev: u32,
     next: u32,
     key_len: u8,
@@ -41,10 +44,42 @@ impl Entry {
 
 /// A live item, as a reader sees it while holding the shard lock.
 pub struct ItemRef<'a> {
+    pub key: &'a [u8],
     pub value: &'a [u8],
     pub flags: u32,
     pub cas: u64,
     pub deadline: Deadline,
+    pub last_access: u32,
+    pub marks: Marks,
+}
+
+/// The per-item state bits the meta commands read and set, as memcached's
+/// `it_flags`: fetched before, stale, win token sent, key stored from base64.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks(u8);
+
+impl Marks {
+    pub const NONE: Marks = Marks(0);
+    /// Fetched at least once since stored (`h`, `me`'s `fetch`).
+    pub const FETCHED: Marks = Marks(1);
+    /// Invalidated by `md I` or stored by `ms I` with an older cas (`X`).
+    pub const STALE: Marks = Marks(2);
+    /// A client already got the win token to recache it (`W`, then `Z`).
+    pub const WIN_SENT: Marks = Marks(4);
+    /// The key was sent base64-encoded (`b`): `k` and `me` encode it back.
+    pub const BINARY_KEY: Marks = Marks(8);
+
+    pub fn contains(self, other: Marks) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn with(self, other: Marks) -> Marks {
+        Marks(self.0 | other.0)
+    }
+
+    pub fn without(self, other: Marks) -> Marks {
+        Marks(self.0 & !other.0)
+    }
 }
 
 /// Why a lookup found nothing to serve.
@@ -81,6 +116,7 @@ pub struct NewItem<'a> {
     pub value: [&'a [u8]; 2],
     pub flags: u32,
     pub deadline: Deadline,
+    pub marks: Marks,
 }
 
 impl NewItem<'_> {
@@ -154,18 +190,45 @@ impl Shard {
     /// The item in `slot`, marked as just used.
     pub fn read(&mut self, slot: u32) -> ItemRef<'_> {
         self.bump(slot);
+        self.item(slot)
+    }
+
+    /// The item in `slot`, leaving its recency alone.
+    pub fn item(&self, slot: u32) -> ItemRef<'_> {
         let entry = &self.entries[slot as usize];
         ItemRef {
+            key: entry.key(),
             value: &entry.data[entry.key_len as usize..],
             flags: entry.flags,
             cas: entry.cas,
             deadline: entry.deadline,
+            last_access: entry.last_access,
+            marks: entry.marks,
         }
+    }
+
+    /// Marks the item in `slot` as fetched by a client at `now` (a get,
+    /// touch or `mg`): memcached's `do_item_bump`.
+    pub fn fetch(&mut self, slot: u32, now: u32) {
+        let entry = &mut self.entries[slot as usize];
+        entry.marks = entry.marks.with(Marks::FETCHED);
+        entry.last_access = now;
+        self.bump(slot);
     }
 
     pub fn set_deadline(&mut self, slot: u32, deadline: Deadline) {
         self.entries[slot as usize].deadline = deadline;
-        self.bump(slot);
+    }
+
+    pub fn set_marks(&mut self, slot: u32, marks: Marks) {
+        self.entries[slot as usize].marks = marks;
+    }
+
+    /// Gives the item in `slot` a new cas unique and returns it.
+    pub fn renew_cas(&mut self, slot: u32) -> u64 {
+        let cas = self.next_cas();
+        self.entries[slot as usize].cas = cas;
+        cas
     }
 
     /// The value bytes of `slot`, to change in place (`incr`/`decr`); the
@@ -180,8 +243,8 @@ impl Shard {
 
     /// Stores a new item (the caller has removed any old one under its key),
     /// evicting least recently used items first until it fits `limit`.
-    /// Returns the new item's cas unique.
-    pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u64 {
+    /// Returns the new item's slot.
+    pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u32 {
         self.make_room(item.size(), limit);
         let mut data = Vec::with_capacity(item.size() - ITEM_OVERHEAD);
         data.extend_from_slice(item.key);
@@ -195,6 +258,8 @@ impl Shard {
             flags: item.flags,
             deadline: item.deadline,
             stored_at: now,
+            last_access: now,
+            marks: item.marks,
             prev: NIL,
             next: NIL,
             key_len: u8::try_from(item.key.len())
@@ -217,7 +282,7 @@ impl Shard {
         self.table
             .insert_unique(hash, slot, |&i| entries[i as usize].hash);
         self.push_head(slot);
-        cas
+        slot
     }
 
     /// Takes the item in `slot` out of the table, the list and the count.
