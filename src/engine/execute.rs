@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::stats::ThreadStats;
+use super::stats::{CommandCounters, Counter, ThreadStats};
 use super::work::{minimise_timer_slack, Rng, WorkKind, WorkModel};
 use super::Engine;
 use crate::protocol::{reply, ArithOp, Request, StoreMode};
@@ -65,24 +65,7 @@ impl Engine {
                         let cas = with_cas.then_some(item.cas);
                         reply::value(out, key, item.flags, item.value, cas);
                     });
-                    match (touch, found) {
-                        (None, Ok(())) => c.get_hits.incr(),
-                        (None, Err(miss)) => {
-                            c.get_misses.incr();
-                            match miss {
-                                Miss::Expired => c.get_expired.incr(),
-                                Miss::Flushed => c.get_flushed.incr(),
-                                Miss::Absent => {}
-                            }
-                        }
-                        (Some(_), Ok(())) => c.touch_hits.incr(),
-                        (Some(_), Err(_)) => c.touch_misses.incr(),
-                    }
-                    if touch.is_some() {
-                        c.cmd_touch.incr();
-                    } else {
-                        c.cmd_get.incr();
-                    }
+                    count_lookup(c, touch.is_some(), found);
                 }
                 out.extend_from_slice(reply::END);
             }
@@ -94,7 +77,6 @@ impl Engine {
                 data,
                 ..
             } => {
-                c.cmd_set.incr();
                 let key = key.of(input);
                 let outcome = store.store(
                     mode,
@@ -104,14 +86,7 @@ impl Engine {
                     data.of(input),
                     now,
                 );
-                if let StoreMode::Cas(_) = mode {
-                    match outcome {
-                        StoreOutcome::Stored => c.cas_hits.incr(),
-                        StoreOutcome::Exists => c.cas_badval.incr(),
-                        StoreOutcome::NotFound => c.cas_misses.incr(),
-                        StoreOutcome::NotStored => {}
-                    }
-                }
+                count_store(c, mode, outcome);
                 out.extend_from_slice(match outcome {
                     StoreOutcome::Stored => reply::STORED,
                     StoreOutcome::NotStored => reply::NOT_STORED,
@@ -138,11 +113,7 @@ impl Engine {
             }
             Request::Arithmetic { op, key, delta, .. } => {
                 let incr = op == ArithOp::Incr;
-                let (hits, misses) = if incr {
-                    (&c.incr_hits, &c.incr_misses)
-                } else {
-                    (&c.decr_hits, &c.decr_misses)
-                };
+                let (hits, misses) = arithmetic_counters(c, incr);
                 match store.arithmetic(key.of(input), incr, delta, now) {
                     ArithOutcome::Value(value) => {
                         hits.incr();
@@ -191,9 +162,57 @@ impl Engine {
                 });
             }
             Request::Quit => return Flow::Close,
+            Request::Meta(ref meta) => self.meta(meta, input, out, stats, now),
+            Request::MetaDebug { key, binary } => self.meta_debug(key.of(input), binary, out, now),
+            Request::MetaNoop => out.extend_from_slice(reply::MN),
             Request::Error { reply, .. } => out.extend_from_slice(reply.line()),
         }
         Flow::Continue
+    }
+}
+
+/// Counts one key looked up by a get (`get`, `mg`) or, with `touch`, by
+/// a touch (`gat`, `mg T`).
+pub(super) fn count_lookup(c: &CommandCounters, touch: bool, found: Result<(), Miss>) {
+    match (touch, found) {
+        (false, Ok(())) => c.get_hits.incr(),
+        (false, Err(miss)) => {
+            c.get_misses.incr();
+            match miss {
+                Miss::Expired => c.get_expired.incr(),
+                Miss::Flushed => c.get_flushed.incr(),
+                Miss::Absent => {}
+            }
+        }
+        (true, Ok(())) => c.touch_hits.incr(),
+        (true, Err(_)) => c.touch_misses.incr(),
+    }
+    if touch {
+        c.cmd_touch.incr();
+    } else {
+        c.cmd_get.incr();
+    }
+}
+
+/// Counts one storage command (`set` ... `cas`, `ms`).
+pub(super) fn count_store(c: &CommandCounters, mode: StoreMode, outcome: StoreOutcome) {
+    c.cmd_set.incr();
+    if let StoreMode::Cas(_) = mode {
+        match outcome {
+            StoreOutcome::Stored => c.cas_hits.incr(),
+            StoreOutcome::Exists => c.cas_badval.incr(),
+            StoreOutcome::NotFound => c.cas_misses.incr(),
+            StoreOutcome::NotStored => {}
+        }
+    }
+}
+
+/// The hit and miss counters of `incr` or `decr` (and `ma`).
+pub(super) fn arithmetic_counters(c: &CommandCounters, incr: bool) -> (&Counter, &Counter) {
+    if incr {
+        (&c.incr_hits, &c.incr_misses)
+    } else {
+        (&c.decr_hits, &c.decr_misses)
     }
 }
 

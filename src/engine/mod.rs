@@ -3,6 +3,7 @@
 //! then calls [`Engine::execute`]; only *where* that call happens differs.
 
 mod execute;
+mod meta;
 mod report;
 pub mod stats;
 pub mod work;

@@ -8,13 +8,19 @@
 //! request can travel to another thread together with its buffer (the
 //! worker-pool pattern does exactly that).
 
+mod base64;
+mod meta;
 mod number;
 mod parse;
 pub mod reply;
 mod request;
 
+pub use base64::encode as base64_encode;
+pub use meta::decode_key;
 pub use parse::{item_size, parse, Limits, Parsed};
-pub use request::{ArithOp, ErrorReply, Request, Span, StoreMode};
+pub use request::{
+    ArithOp, ErrorReply, MetaCommand, MetaFlags, MetaRequest, Request, Span, StoreMode,
+};
 
 /// memcached's `KEY_MAX_LENGTH`: longer keys are refused.
 pub const KEY_MAX_LENGTH: usize = 250;

@@ -1,5 +1,6 @@
 //! The incremental request parser.
 
+use super::meta::{self, MetaSetHeader};
 use super::number::{parse_i32, parse_u32, parse_u64};
 use super::request::{ArithOp, ErrorReply, Request, Span, StoreMode};
 use super::KEY_MAX_LENGTH;
@@ -80,15 +81,14 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     };
     let line = Line::split(&buf[..line_end]);
     let line_len = newline + 1;
-    let request = match line.command() {
-        Command::Complete(request) => request,
+    let (request, len) = match line.command() {
+        Command::Complete(request) => (request, line_len),
         Command::Storage(header) => return parse_storage(buf, line_len, header, limits),
+        Command::MetaSet(header) => return meta::parse_set(buf, line_len, header, limits),
+        Command::Swallow { request, data_len } => (request, line_len + data_len + 2),
         Command::Close => return Parsed::Close,
     };
-    Parsed::Request {
-        request,
-        len: line_len,
-    }
+    Parsed::Request { request, len }
 }
 
 /// Whether a line with no newline yet is, or may still turn out to be, a
@@ -104,22 +104,31 @@ fn is_multiget(buf: &[u8]) -> bool {
 }
 
 /// A command line split on spaces, as memcached's `tokenize_command`.
-struct Line<'a> {
-    text: &'a [u8],
-    tokens: [Span; MAX_TOKENS],
-    count: usize,
+pub(super) struct Line<'a> {
+    pub(super) text: &'a [u8],
+    pub(super) tokens: [Span; MAX_TOKENS],
+    pub(super) count: usize,
 }
 
 /// What a command line turned out to be.
-enum Command {
+pub(super) enum Command {
     Complete(Request),
     /// A storage command whose data block follows the line.
     Storage(StorageHeader),
+    /// An `ms` whose data block follows the line.
+    MetaSet(MetaSetHeader),
+    /// A refused request whose announced data block (`data_len` bytes
+    /// and `\r\n`) follows the line and is swallowed unread, as memcached
+    /// does for an `ms` with bad flags.
+    Swallow {
+        request: Request,
+        data_len: usize,
+    },
     Close,
 }
 
 /// The parsed line of a storage command.
-struct StorageHeader {
+pub(super) struct StorageHeader {
     mode: StoreMode,
     key: Span,
     flags: u32,
@@ -159,7 +168,7 @@ impl<'a> Line<'a> {
         line
     }
 
-    fn token(&self, i: usize) -> &'a [u8] {
+    pub(super) fn token(&self, i: usize) -> &'a [u8] {
         self.tokens[i].of(self.text)
     }
 
@@ -181,7 +190,7 @@ impl<'a> Line<'a> {
     }
 
     /// Everything from token `i` to the end of the line.
-    fn rest_from(&self, i: usize) -> Span {
+    pub(super) fn rest_from(&self, i: usize) -> Span {
         let start = if i < self.count {
             self.tokens[i].start()
         } else {
@@ -198,6 +207,9 @@ impl<'a> Line<'a> {
         });
         if self.count == 0 || self.token(0).len() < 2 {
             return unknown;
+        }
+        if let Some(command) = self.meta() {
+            return command;
         }
         let n = self.count;
         let accepts = |counts: &[usize]| counts.contains(&n);
@@ -346,8 +358,41 @@ impl<'a> Line<'a> {
 
 /// memcached refuses keys over 250 bytes; kvserve also refuses control
 /// characters, which no text-protocol client can mean as part of a key.
-fn valid_key(key: &[u8]) -> bool {
+pub(super) fn valid_key(key: &[u8]) -> bool {
     !key.is_empty() && key.len() <= KEY_MAX_LENGTH && key.iter().all(|&b| b > b' ' && b != 0x7f)
+}
+
+/// The data block that follows a storage command's line.
+pub(super) enum DataBlock {
+    /// All there, ending in `\r\n`: the data without it.
+    Complete(Span),
+    Incomplete,
+    /// Over the item size limit: swallowed as it arrives, never buffered.
+    TooLarge,
+    /// All there, but not ending in `\r\n`.
+    BadChunk,
+}
+
+/// Finds the `data_len` bytes and `\r\n` after a storage line of
+/// `line_len` bytes, for an item whose key is `key_len` bytes long. The
+/// whole request is `line_len + data_len + 2` bytes in every case.
+pub(super) fn data_block(
+    buf: &[u8],
+    line_len: usize,
+    key_len: usize,
+    data_len: usize,
+    limits: &Limits,
+) -> DataBlock {
+    let len = line_len + data_len + 2;
+    if item_size(key_len, data_len) > limits.max_item_size {
+        DataBlock::TooLarge
+    } else if buf.len() < len {
+        DataBlock::Incomplete
+    } else if &buf[len - 2..len] == b"\r\n" {
+        DataBlock::Complete(Span::new(line_len, data_len))
+    } else {
+        DataBlock::BadChunk
+    }
 }
 
 /// The data block of a storage command: complete, incomplete, oversized
@@ -361,30 +406,24 @@ fn parse_storage(buf: &[u8], line_len: usize, header: StorageHeader, limits: &Li
         data_len,
         noreply,
     } = header;
-    let len = line_len + data_len + 2;
-    if item_size(key.of(buf).len(), data_len) > limits.max_item_size {
-        return Parsed::Request {
-            request: Request::TooLarge { mode, key, noreply },
-            len,
-        };
-    }
-    if buf.len() < len {
-        return Parsed::Incomplete;
-    }
-    let request = if &buf[len - 2..len] == b"\r\n" {
-        Request::Store {
+    let request = match data_block(buf, line_len, key.of(buf).len(), data_len, limits) {
+        DataBlock::Complete(data) => Request::Store {
             mode,
             key,
             flags,
             exptime,
-            data: Span::new(line_len, data_len),
+            data,
             noreply,
-        }
-    } else {
-        Request::Error {
+        },
+        DataBlock::Incomplete => return Parsed::Incomplete,
+        DataBlock::TooLarge => Request::TooLarge { mode, key, noreply },
+        DataBlock::BadChunk => Request::Error {
             reply: ErrorReply::BadDataChunk,
             noreply,
-        }
+        },
     };
-    Parsed::Request { request, len }
+    Parsed::Request {
+        request,
+        len: line_len + data_len + 2,
+    }
 }

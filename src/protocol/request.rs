@@ -64,6 +64,26 @@ pub enum ErrorReply {
     InvalidExptime,
     InvalidDelta,
     ShutdownNotEnabled,
+    /// `mg` with more than 18 flags.
+    MetaGetTooManyFlags,
+    /// `ms`, `md`, `ma` with more than 18 flags (worded unlike `mg`'s).
+    MetaTooManyFlags,
+    DuplicateFlag,
+    InvalidFlag,
+    /// `md` and `ma` answer any bad flag with this one line.
+    InvalidOrDuplicateFlag,
+    /// A `T`, `N`, `R` or `C` flag whose number does not parse.
+    BadToken,
+    /// A `b` key that is not base64.
+    KeyDecode,
+    /// An `M` flag with more than one mode letter.
+    ModeTokenLength,
+    InvalidSetMode,
+    InvalidArithmeticMode,
+    InvalidInitial,
+    InvalidDeltaValue,
+    /// An `O` flag over 32 bytes.
+    OpaqueTooLong,
 }
 
 impl ErrorReply {
@@ -79,6 +99,19 @@ impl ErrorReply {
             ErrorReply::InvalidExptime => b"CLIENT_ERROR invalid exptime argument\r\n",
             ErrorReply::InvalidDelta => b"CLIENT_ERROR invalid numeric delta argument\r\n",
             ErrorReply::ShutdownNotEnabled => b"ERROR: shutdown not enabled\r\n",
+            ErrorReply::MetaGetTooManyFlags => b"CLIENT_ERROR options flags are too long\r\n",
+            ErrorReply::MetaTooManyFlags => b"CLIENT_ERROR options flags too long\r\n",
+            ErrorReply::DuplicateFlag => b"CLIENT_ERROR duplicate flag\r\n",
+            ErrorReply::InvalidFlag => b"CLIENT_ERROR invalid flag\r\n",
+            ErrorReply::InvalidOrDuplicateFlag => b"CLIENT_ERROR invalid or duplicate flag\r\n",
+            ErrorReply::BadToken => b"CLIENT_ERROR bad token in command line format\r\n",
+            ErrorReply::KeyDecode => b"CLIENT_ERROR error decoding key\r\n",
+            ErrorReply::ModeTokenLength => b"CLIENT_ERROR incorrect length for M token\r\n",
+            ErrorReply::InvalidSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
+            ErrorReply::InvalidArithmeticMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
+            ErrorReply::InvalidInitial => b"CLIENT_ERROR invalid numeric initial value\r\n",
+            ErrorReply::InvalidDeltaValue => b"CLIENT_ERROR invalid numeric delta value\r\n",
+            ErrorReply::OpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
         }
     }
 }
@@ -142,6 +175,15 @@ pub enum Request {
     },
     /// `quit`: the server closes the connection.
     Quit,
+    /// `mg`, `ms`, `md`, `ma`.
+    Meta(MetaRequest),
+    /// `me <key> [b]`: memcached's debug line about one item.
+    MetaDebug {
+        key: Span,
+        binary: bool,
+    },
+    /// `mn`: answers `MN`, marking the end of a pipeline of quiet requests.
+    MetaNoop,
     /// A request that is answered with a protocol error.
     Error {
         reply: ErrorReply,
@@ -165,4 +207,91 @@ impl Request {
             _ => false,
         }
     }
+}
+
+/// Which meta command a `Meta` request is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaCommand {
+    Get,
+    Set,
+    /// An `ms` whose value is over the item size limit: its data was
+    /// swallowed, and memcached drops the key's old item, in every mode.
+    SetTooLarge,
+    Delete,
+    Arithmetic,
+}
+
+/// A meta command with its flags read and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaRequest {
+    pub command: MetaCommand,
+    /// The key token as sent: base64 if the `b` flag is present.
+    pub key: Span,
+    /// The flag tokens: a reply echoes some of them, in request order.
+    pub tokens: Span,
+    /// `ms`: the data block, without its `\r\n`.
+    pub data: Span,
+    pub flags: MetaFlags,
+}
+
+/// The flags of a meta command: which are present, and the values of
+/// those that carry one. Flags without a value only count as present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaFlags {
+    /// One bit per flag letter, `A` to `z`.
+    present: u64,
+    /// `T`: the new exptime.
+    pub ttl: i64,
+    /// `N`: the exptime of an item created on a miss.
+    pub vivify_ttl: i64,
+    /// `R`: win the right to recache when the TTL left is below this.
+    pub recache_ttl: i64,
+    /// `F`: the client flags of an `ms`.
+    pub client_flags: u32,
+    /// `C`: the cas unique to compare with.
+    pub cas: u64,
+    /// `D`: the `ma` delta, 1 if not given.
+    pub delta: u64,
+    /// `J`: the value of an item `ma` creates on a miss.
+    pub initial: u64,
+    /// `M`: the mode letter, 0 if not given.
+    pub mode: u8,
+}
+
+impl Default for MetaFlags {
+    fn default() -> MetaFlags {
+        MetaFlags {
+            present: 0,
+            ttl: 0,
+            vivify_ttl: 0,
+            recache_ttl: 0,
+            client_flags: 0,
+            cas: 0,
+            delta: 1,
+            initial: 0,
+            mode: 0,
+        }
+    }
+}
+
+impl MetaFlags {
+    /// Whether `flag` (a letter) was given.
+    pub fn has(&self, flag: u8) -> bool {
+        flag_bit(flag).is_some_and(|bit| self.present & bit != 0)
+    }
+
+    /// Records `flag` as given; false if it already was (or is no letter).
+    pub(crate) fn insert(&mut self, flag: u8) -> bool {
+        match flag_bit(flag) {
+            Some(bit) if self.present & bit == 0 => {
+                self.present |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn flag_bit(flag: u8) -> Option<u64> {
+    (b'A'..=b'z').contains(&flag).then(|| 1u64 << (flag - b'A'))
 }

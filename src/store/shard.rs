@@ -68,6 +68,9 @@ impl Marks {
     pub const WIN_SENT: Marks = Marks(4);
     /// The key was sent base64-encoded (`b`): `k` and `me` encode it back.
     pub const BINARY_KEY: Marks = Marks(8);
+    /// Fetched twice: memcached's `ITEM_ACTIVE`, set (with the access
+    /// time) by the second fetch only.
+    const ACTIVE: Marks = Marks(16);
 
     pub fn contains(self, other: Marks) -> bool {
         self.0 & other.0 == other.0
@@ -208,11 +211,17 @@ impl Shard {
     }
 
     /// Marks the item in `slot` as fetched by a client at `now` (a get,
-    /// touch or `mg`): memcached's `do_item_bump`.
+    /// touch or `mg`), as memcached's `do_item_bump` with its segmented
+    /// LRU: the first fetch marks it fetched, the second active, and only
+    /// that one moves its access time.
     pub fn fetch(&mut self, slot: u32, now: u32) {
         let entry = &mut self.entries[slot as usize];
-        entry.marks = entry.marks.with(Marks::FETCHED);
-        entry.last_access = now;
+        if !entry.marks.contains(Marks::FETCHED) {
+            entry.marks = entry.marks.with(Marks::FETCHED);
+        } else if !entry.marks.contains(Marks::ACTIVE) {
+            entry.marks = entry.marks.with(Marks::ACTIVE);
+            entry.last_access = now;
+        }
         self.bump(slot);
     }
 
