@@ -14,6 +14,7 @@
 //! That is how cas uniques are read from `gets` and fed back to `cas`.
 
 mod common;
+mod meta_cases;
 
 use common::*;
 use std::collections::{HashMap, HashSet};
@@ -869,10 +870,37 @@ enum Mode {
     ByteByByte,
 }
 
-fn selected_cases(mode: Mode) -> Vec<(usize, Case)> {
+/// A table of cases, with what its runs check about its shape so that it
+/// cannot silently lose cases.
+struct Suite {
+    name: &'static str,
+    table: fn() -> Table,
+    min_cases: usize,
+    /// How many writes the pipelined runs need: one more than the
+    /// requests that use a number captured earlier in the same run.
+    writes: usize,
+}
+
+/// The classic commands.
+const CLASSIC: Suite = Suite {
+    name: "classic",
+    table,
+    min_cases: 150,
+    writes: 2,
+};
+
+/// The meta commands, alone and mixed with classic ones.
+const META: Suite = Suite {
+    name: "meta",
+    table: meta_cases::table,
+    min_cases: 250,
+    writes: 7,
+};
+
+fn selected_cases(suite: &Suite, mode: Mode) -> Vec<(usize, Case)> {
     let mc = memcached_mode();
     let pipelined = !matches!(mode, Mode::CaseByCase);
-    table()
+    (suite.table)()
         .cases
         .into_iter()
         .enumerate()
@@ -918,14 +946,22 @@ fn table_server(pattern: &str) -> KvServer {
 }
 
 fn run_table(pattern: &str, mode: Mode) {
+    run_suite(&CLASSIC, pattern, mode);
+}
+
+fn run_suite(suite: &Suite, pattern: &str, mode: Mode) {
     let server = table_server(pattern);
     let label = if memcached_mode() {
         format!("memcached, {mode:?}")
     } else {
         format!("{pattern}, {mode:?}")
     };
-    let cases = selected_cases(mode);
-    assert!(cases.len() > 150, "the table lost cases");
+    let cases = selected_cases(suite, mode);
+    assert!(
+        cases.len() > suite.min_cases,
+        "the {} table lost cases",
+        suite.name
+    );
     let mut s = Session::new(&server, label);
     match mode {
         Mode::CaseByCase => {
@@ -939,8 +975,10 @@ fn run_table(pattern: &str, mode: Mode) {
             let segs = segments(&cases);
             assert_eq!(
                 segs.len(),
-                2,
-                "the table should need exactly one write split"
+                suite.writes,
+                "the {} table's pipelined run should need {} writes",
+                suite.name,
+                suite.writes
             );
             for seg in segs {
                 let bytes: Vec<u8> = seg
@@ -1005,6 +1043,51 @@ fn table_byte_by_byte_multi_reader() {
 #[test]
 fn table_byte_by_byte_worker_pool() {
     run_table("worker-pool", Mode::ByteByByte);
+}
+
+#[test]
+fn meta_table_basic() {
+    run_suite(&META, "basic", Mode::CaseByCase);
+}
+
+#[test]
+fn meta_table_multi_reader() {
+    run_suite(&META, "multi-reader", Mode::CaseByCase);
+}
+
+#[test]
+fn meta_table_worker_pool() {
+    run_suite(&META, "worker-pool", Mode::CaseByCase);
+}
+
+#[test]
+fn meta_table_pipelined_basic() {
+    run_suite(&META, "basic", Mode::Pipelined);
+}
+
+#[test]
+fn meta_table_pipelined_multi_reader() {
+    run_suite(&META, "multi-reader", Mode::Pipelined);
+}
+
+#[test]
+fn meta_table_pipelined_worker_pool() {
+    run_suite(&META, "worker-pool", Mode::Pipelined);
+}
+
+#[test]
+fn meta_table_byte_by_byte_basic() {
+    run_suite(&META, "basic", Mode::ByteByByte);
+}
+
+#[test]
+fn meta_table_byte_by_byte_multi_reader() {
+    run_suite(&META, "multi-reader", Mode::ByteByByte);
+}
+
+#[test]
+fn meta_table_byte_by_byte_worker_pool() {
+    run_suite(&META, "worker-pool", Mode::ByteByByte);
 }
 
 // ---------------------------------------------------------------------
@@ -1161,7 +1244,7 @@ fn template_matching_works() {
         match_template(&segs, b"ERROR\r\n", &mut caps),
         Match::Bad(0)
     ));
-    let cases = selected_cases(Mode::Pipelined);
+    let cases = selected_cases(&CLASSIC, Mode::Pipelined);
     let segs = segments(&cases);
     assert_eq!(segs.iter().map(|s| s.len()).sum::<usize>(), cases.len());
 }

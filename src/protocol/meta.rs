@@ -3,10 +3,11 @@
 //! bad line gets the error memcached sends.
 
 use super::base64;
-use super::number::{parse_i32, parse_u32, parse_u64};
+use super::number::{parse_i32, parse_strtol_i32, parse_u32};
 use super::parse::{data_block, valid_key, Command, DataBlock, Limits, Line, Parsed};
 use super::request::{ErrorReply, MetaCommand, MetaFlags, MetaRequest, Request, Span};
 use super::KEY_MAX_LENGTH;
+use crate::store::counter::parse as parse_strtoull;
 
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: a meta line of this many tokens or
 /// more (its count includes a terminal token) is refused.
@@ -185,7 +186,7 @@ impl Line<'_> {
             if flag >= 127 || flags.has(flag) {
                 return Err(ErrorReply::DuplicateFlag);
             }
-            let exptime = || parse_i32(value).ok_or(ErrorReply::BadToken);
+            let exptime = || parse_strtol_i32(value).ok_or(ErrorReply::BadToken);
             match flag {
                 b'b' => match decode_key(self.token(1), &mut [0; KEY_MAX_LENGTH]) {
                     Some(key) => key_len = key.len(),
@@ -195,15 +196,15 @@ impl Line<'_> {
                 b'T' => exptime().map_or_else(|e| bad(Some(e)), |t| flags.ttl = t),
                 b'R' => exptime().map_or_else(|e| bad(Some(e)), |t| flags.recache_ttl = t),
                 b'F' => parse_u32(value).map_or_else(|| bad(None), |f| flags.client_flags = f),
-                b'C' => parse_u64(value)
+                b'C' => parse_strtoull(value)
                     .map_or_else(|| bad(Some(ErrorReply::BadToken)), |c| flags.cas = c),
                 b'M' if token.len() != 2 => bad(Some(ErrorReply::ModeTokenLength)),
                 b'M' => flags.mode = token[1],
-                b'J' => parse_u64(value).map_or_else(
+                b'J' => parse_strtoull(value).map_or_else(
                     || bad(Some(ErrorReply::InvalidInitial)),
                     |j| flags.initial = j,
                 ),
-                b'D' => parse_u64(value).map_or_else(
+                b'D' => parse_strtoull(value).map_or_else(
                     || bad(Some(ErrorReply::InvalidDeltaValue)),
                     |d| flags.delta = d,
                 ),

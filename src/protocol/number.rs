@@ -36,6 +36,31 @@ pub(crate) fn parse_i32(token: &[u8]) -> Option<i64> {
     (value <= i64::from(i32::MAX)).then_some(value)
 }
 
+/// A meta flag's time (`T`, `N`, `R`), as memcached's `safe_strtol`
+/// reads it: `strtol` (leading whitespace, a sign, digits within 64 bits,
+/// then the end or whitespace) and then truncated to 32 bits, so that
+/// `T4294967396` is 100. The classic commands are stricter.
+pub(crate) fn parse_strtol_i32(token: &[u8]) -> Option<i64> {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = token.iter().position(|b| !is_space(b))?;
+    let (negative, rest) = match token[start] {
+        b'-' => (true, &token[start + 1..]),
+        b'+' => (false, &token[start + 1..]),
+        _ => (false, &token[start..]),
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits).is_some_and(|b| !is_space(b)) {
+        return None;
+    }
+    let magnitude = rest[..digits].iter().try_fold(0i128, |value, &b| {
+        let value = value * 10 + i128::from(b - b'0');
+        (value <= 1 << 63).then_some(value)
+    })?;
+    let value = if negative { -magnitude } else { magnitude };
+    let long = i64::try_from(value).ok()?;
+    Some(i64::from(long as i32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +74,22 @@ mod tests {
         assert_eq!(parse_u32(b""), None);
         assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_u64(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn meta_times_read_as_memcached() {
+        assert_eq!(parse_strtol_i32(b"100"), Some(100));
+        assert_eq!(parse_strtol_i32(b"+100"), Some(100));
+        assert_eq!(parse_strtol_i32(b"-1"), Some(-1));
+        assert_eq!(parse_strtol_i32(b"2147483648"), Some(i64::from(i32::MIN)));
+        assert_eq!(parse_strtol_i32(b"4294967396"), Some(100));
+        assert_eq!(parse_strtol_i32(b"9223372036854775807"), Some(-1));
+        assert_eq!(parse_strtol_i32(b"9223372036854775808"), None);
+        assert_eq!(parse_strtol_i32(b"-9223372036854775808"), Some(0));
+        assert_eq!(parse_strtol_i32(b""), None);
+        assert_eq!(parse_strtol_i32(b"-"), None);
+        assert_eq!(parse_strtol_i32(b"1.5"), None);
+        assert_eq!(parse_strtol_i32(b"5\t"), Some(5));
     }
 
     #[test]
