@@ -1,6 +1,7 @@
 //! Real memcached clients against every pattern: libmemcached's conformance
 //! checker `memccapable -a` (Debian package libmemcached-tools) and
-//! pymemcache (PyPI). `.ci/run` installs both.
+//! pymemcache (PyPI), including the gat/gats path whose TTL pymemcache's
+//! own tests read with the meta command `mg <key> t`. `.ci/run` installs both.
 
 mod common;
 
@@ -34,19 +35,33 @@ fn memccapable_ascii_passes_for_every_pattern() {
     }
 }
 
-#[test]
-fn pymemcache_works_with_every_pattern() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pymemcache_check.py");
+/// Runs a pymemcache script from `tests/clients` against every pattern.
+fn pymemcache_script_passes_for_every_pattern(script: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
     for pattern in PATTERNS {
         let mut server = KvServer::start(pattern, &["-t", "2"]);
         let port = server.addr().port().to_string();
         let out = run("python3", &[script.to_str().unwrap(), &port]);
         assert!(
             out.status.success(),
-            "{pattern}: pymemcache check failed\n{}{}",
+            "{pattern}: {} failed\n{}{}",
+            script.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(server.stop().success(), "{pattern}: unclean exit");
     }
+}
+
+#[test]
+fn pymemcache_works_with_every_pattern() {
+    pymemcache_script_passes_for_every_pattern("pymemcache_check.py");
+}
+
+/// pymemcache's `test_gat_gats` reads the TTL left with `mg <key> t`.
+#[test]
+fn pymemcache_gat_gats_ttl_works_with_every_pattern() {
+    pymemcache_script_passes_for_every_pattern("pymemcache_gat_check.py");
 }
