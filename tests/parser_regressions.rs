@@ -7,9 +7,10 @@
 //! and in chunks (the fuzzer's own chunk sizes, one byte at a time, 7 bytes at
 //! a time, and two halves) through the fuzz target's own check,
 //! `fuzz/common/split_check.rs`: the parser never panics; every `len` is at
-//! least 1 and exceeds the buffer only for an oversized value; every span lies
-//! within the request's own bytes (keys valid and within the command line, a
-//! value right after it and followed by `\r\n`); a request parses the same
+//! least 1 and exceeds the buffer only for data that is swallowed (an
+//! oversized value, an `ms` refused by its flags); every span lies within the
+//! request's own bytes (keys and meta flags valid and within the command line,
+//! a value right after it and followed by `\r\n`); a request parses the same
 //! from exactly its own bytes; `Incomplete` never buffers past the line and
 //! item limits; and whole and split feeding see the same requests (spans
 //! resolved to bytes), at the same offsets, with the same lengths and the same
@@ -302,7 +303,7 @@ seeds! {
 /// with what each one's whole run sees.
 #[test]
 fn hand_written_fuzz_seeds_agree() {
-    let seeds: [(&str, &[u8], &str); 14] = [
+    let seeds: [(&str, &[u8], &str); 17] = [
         (
             "bad_data_chunk",
             include_bytes!("../fuzz/seeds/bad_data_chunk"),
@@ -342,6 +343,21 @@ fn hand_written_fuzz_seeds_agree() {
             "long_line_no_newline_default",
             include_bytes!("../fuzz/seeds/long_line_no_newline_default"),
             "error:BadCommandLineFormat error:UnknownCommand | done",
+        ),
+        (
+            "meta_commands",
+            include_bytes!("../fuzz/seeds/meta_commands"),
+            "error:KeyDecode ms:3 mg:11 mg:6 md:5 ma:10 mn mn me me mg:1 ms:0 | done",
+        ),
+        (
+            "meta_errors",
+            include_bytes!("../fuzz/seeds/meta_errors"),
+            "error:UnknownCommand error:UnknownCommand error:UnknownCommand error:BadCommandLineFormat error:BadCommandLineFormat error:BadCommandLineFormat error:BadCommandLineFormat error:DuplicateFlag error:DuplicateFlag error:InvalidFlag error:KeyDecode error:InvalidOrDuplicateFlag error:InvalidArithmeticMode error:InvalidOrDuplicateFlag error:OpaqueTooLong error:MetaGetTooManyFlags error:BadToken error:InvalidSetMode error:KeyDecode error:BadDataChunk error:UnknownCommand error:BadCommandLineFormat error:BadCommandLineFormat | waiting 14",
+        ),
+        (
+            "meta_swallow_small_item",
+            include_bytes!("../fuzz/seeds/meta_swallow_small_item"),
+            "toolarge:ms:1 error:BadToken mg:1 error:InvalidSetMode | swallowing 22",
         ),
         (
             "misc_commands",

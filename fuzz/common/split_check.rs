@@ -26,7 +26,10 @@
 
 use std::fmt;
 
-use kvserve::protocol::{parse, ArithOp, Limits, Parsed, Request, Span, StoreMode, KEY_MAX_LENGTH};
+use kvserve::protocol::{
+    parse, ArithOp, ErrorReply, Limits, MetaCommand, Parsed, Request, Span, StoreMode,
+    KEY_MAX_LENGTH,
+};
 
 /// The default item size limit (memcached's `-I 1m`).
 pub const MIB: usize = 1 << 20;
@@ -213,6 +216,32 @@ fn describe(request: &Request, bytes: &[Bytes]) -> String {
         Request::CacheMemlimit { noreply, .. } => format!("cache_memlimit{}", nr(noreply)),
         Request::Quit => "quit".to_string(),
         Request::Error { reply, noreply } => format!("error:{reply:?}{}", nr(noreply)),
+        Request::Meta(meta) => {
+            let command = match meta.command {
+                MetaCommand::Get => "mg",
+                MetaCommand::Set => "ms",
+                MetaCommand::SetTooLarge => "toolarge:ms",
+                MetaCommand::Delete => "md",
+                MetaCommand::Arithmetic => "ma",
+            };
+            let flags = bytes[1].0.split(|&b| b == b' ').filter(|w| !w.is_empty());
+            format!("{command}:{}", flags.count())
+        }
+        Request::MetaDebug { .. } => "me".to_string(),
+        Request::MetaNoop => "mn".to_string(),
+    }
+}
+
+/// Whether `request`, of `len` bytes whose command line is `line_len`
+/// bytes, has data that is swallowed as it arrives rather than buffered: a
+/// value over the item size limit, or the data block of an `ms` refused by
+/// its flags. Such a request is parsed from its line alone.
+fn swallows(request: &Request, len: usize, line_len: usize) -> bool {
+    match *request {
+        Request::TooLarge { .. } => true,
+        Request::Meta(meta) => meta.command == MetaCommand::SetTooLarge,
+        Request::Error { reply, .. } => reply != ErrorReply::BadDataChunk && len > line_len,
+        _ => false,
     }
 }
 
@@ -226,12 +255,15 @@ pub fn spans(request: &Request) -> Vec<Span> {
         | Request::Arithmetic { key, .. }
         | Request::Touch { key, .. } => vec![key],
         Request::Stats { args } => vec![args],
+        Request::Meta(meta) => vec![meta.key, meta.tokens, meta.data],
+        Request::MetaDebug { key, .. } => vec![key],
         Request::FlushAll { .. }
         | Request::Version
         | Request::Verbosity { .. }
         | Request::CacheMemlimit { .. }
         | Request::Quit
-        | Request::Error { .. } => Vec::new(),
+        | Request::Error { .. }
+        | Request::MetaNoop => Vec::new(),
     }
 }
 
@@ -253,16 +285,18 @@ pub fn bounds(span: Span) -> (usize, usize) {
 }
 
 /// Checks one `Parsed::Request` from `buf` and returns the bytes its spans
-/// name. Asserts: `len >= 1`; `len` exceeds the buffer only for `TooLarge`
-/// (the only request whose data is swallowed); every span lies within the
+/// name. Asserts: `len >= 1`; `len` exceeds the buffer only for a request
+/// whose data is swallowed (see [`swallows`]); every span lies within the
 /// request's own bytes; and the request depends on its own bytes only: parsing
 /// exactly `buf[..len]` gives the same result, and parsing `buf[..len - 1]`
-/// gives no request (or, for `TooLarge`, the same one).
+/// gives no request (or, for one that swallows, the same one).
 fn check_request(buf: &[u8], request: &Request, len: usize, limits: &Limits) -> Vec<Bytes> {
     assert!(len >= 1, "request of length 0: {request:?}");
+    let line_len = memchr_newline(buf).map_or(buf.len(), |newline| newline + 1);
+    let swallowed = swallows(request, len, line_len);
     if len > buf.len() {
         assert!(
-            matches!(request, Request::TooLarge { .. }),
+            swallowed,
             "len {len} beyond the {} buffered bytes for {request:?}",
             buf.len()
         );
@@ -297,9 +331,7 @@ fn check_request(buf: &[u8], request: &Request, len: usize, limits: &Limits) -> 
         let ok = match shorter {
             Parsed::Incomplete => true,
             Parsed::Close => memchr_newline(&own[..len - 1]).is_none(),
-            Parsed::Request { .. } => {
-                matches!(request, Request::TooLarge { .. }) && shorter == parsed
-            }
+            Parsed::Request { .. } => swallowed && shorter == parsed,
         };
         assert!(
             ok,
@@ -310,10 +342,10 @@ fn check_request(buf: &[u8], request: &Request, len: usize, limits: &Limits) -> 
     bytes
 }
 
-/// Where a request's spans may point: keys and `stats` arguments within the
-/// command line, each key a valid one (1 to 250 bytes, no space or control
-/// character); a stored value right after the line and followed by exactly
-/// `\r\n`, the request's last two bytes.
+/// Where a request's spans may point: keys, meta flags and `stats`
+/// arguments within the command line, each key a valid one (1 to 250
+/// bytes, no space or control character); a stored value right after the
+/// line and followed by exactly `\r\n`, the request's last two bytes.
 fn check_shape(own: &[u8], request: &Request, len: usize) {
     let Some(newline) = memchr_newline(own) else {
         panic!("a request without a newline in its bytes: {request:?}");
@@ -334,6 +366,16 @@ fn check_shape(own: &[u8], request: &Request, len: usize) {
         | Request::Arithmetic { key, .. }
         | Request::Touch { key, .. } => key_ok(key),
         Request::Stats { args } => in_line(args),
+        Request::Meta(meta) if meta.command == MetaCommand::Set => {
+            let (start, end) = bounds(meta.data);
+            key_ok(meta.key)
+                && in_line(meta.tokens)
+                && start == newline + 1
+                && end + 2 == len
+                && &own[end..] == b"\r\n"
+        }
+        Request::Meta(meta) => key_ok(meta.key) && in_line(meta.tokens),
+        Request::MetaDebug { key, .. } => key_ok(key),
         _ => true,
     };
     assert!(
