@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kvserve::engine::stats::{Role, ThreadStats};
 use kvserve::engine::{Engine, Flow, Settings};
 use kvserve::protocol::{
-    parse, ArithOp, ErrorReply, Limits, Parsed, Request, StoreMode, KEY_MAX_LENGTH,
+    parse, ArithOp, ErrorReply, Limits, MetaCommand, Parsed, Request, StoreMode, KEY_MAX_LENGTH,
 };
 use proptest::prelude::*;
 
@@ -1186,6 +1186,14 @@ fn every_proper_prefix_is_incomplete() {
         b"\r\n",
         b"set k x 0 1\r\n",
         b"GET / HTTP/1.1\r\n",
+        b"mg k s v t c f k O1 q\r\n",
+        b"ms k 2 T10 F3 MA c\r\nhi\r\n",
+        b"ms k 0\n\r\n",
+        b"md k q I\r\n",
+        b"ma k N0 J5 D2 MD v\r\n",
+        b"mn\r\n",
+        b"me k\r\n",
+        b"mg k v v\r\n",
     ];
     let limits = limits();
     for &request in requests {
@@ -1212,6 +1220,177 @@ fn every_proper_prefix_is_incomplete() {
             Parsed::Incomplete => panic!("{:?} is incomplete", String::from_utf8_lossy(request)),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Meta commands
+// ---------------------------------------------------------------------------
+
+#[test]
+fn meta_commands_parse_key_flags_and_data() {
+    let buf = b"ms a2V5 5 b T-1 F7 C9 MA I q\r\nhello\r\n";
+    let Parsed::Request {
+        request: Request::Meta(meta),
+        len,
+    } = parse(buf, &limits())
+    else {
+        panic!("ms did not parse");
+    };
+    assert_eq!(len, buf.len());
+    assert_eq!(meta.command, MetaCommand::Set);
+    assert_eq!(meta.key.of(buf), b"a2V5");
+    assert_eq!(meta.tokens.of(buf), b"b T-1 F7 C9 MA I q");
+    assert_eq!(meta.data.of(buf), b"hello");
+    let f = meta.flags;
+    assert!(f.has(b'b') && f.has(b'I') && f.has(b'q') && !f.has(b'v'));
+    assert_eq!((f.ttl, f.client_flags, f.cas, f.mode), (-1, 7, 9, b'A'));
+
+    let buf = b"ma n N30 J10 D4 MD\n";
+    let Parsed::Request {
+        request: Request::Meta(meta),
+        ..
+    } = parse(buf, &limits())
+    else {
+        panic!("ma did not parse");
+    };
+    assert_eq!(meta.command, MetaCommand::Arithmetic);
+    let f = meta.flags;
+    assert_eq!(
+        (f.vivify_ttl, f.initial, f.delta, f.mode),
+        (30, 10, 4, b'D')
+    );
+    // Without D, ma adds 1.
+    let Parsed::Request {
+        request: Request::Meta(meta),
+        ..
+    } = parse(b"ma n\r\n", &limits())
+    else {
+        panic!("ma did not parse");
+    };
+    assert_eq!(meta.flags.delta, 1);
+    assert_eq!(
+        parse_one(b"mn x y\r\n").0,
+        Resolved::Plain(Request::MetaNoop)
+    );
+}
+
+/// Every meta error, worded as memcached 1.6.18 words it.
+#[test]
+fn meta_error_wording() {
+    let cases = [
+        ("mz k\r\n", "ERROR\r\n"),
+        ("mg\r\n", "ERROR\r\n"),
+        ("me\r\n", "CLIENT_ERROR bad command line format\r\n"),
+        ("mg k v v\r\n", "CLIENT_ERROR duplicate flag\r\n"),
+        ("mg k \u{7f}\r\n", "CLIENT_ERROR duplicate flag\r\n"),
+        ("mg k E\r\n", "CLIENT_ERROR invalid flag\r\n"),
+        (
+            "mg k Tz\r\n",
+            "CLIENT_ERROR bad token in command line format\r\n",
+        ),
+        (
+            "mg k Cz\r\n",
+            "CLIENT_ERROR bad token in command line format\r\n",
+        ),
+        ("mg k Fz\r\n", "CLIENT_ERROR bad command line format\r\n"),
+        ("mg k b\r\n", "CLIENT_ERROR error decoding key\r\n"),
+        (
+            "mg k Jz\r\n",
+            "CLIENT_ERROR invalid numeric initial value\r\n",
+        ),
+        (
+            "mg k Dz\r\n",
+            "CLIENT_ERROR invalid numeric delta value\r\n",
+        ),
+        (
+            "mg k MAB\r\n",
+            "CLIENT_ERROR incorrect length for M token\r\n",
+        ),
+        ("md k E\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"),
+        ("ma k Dz\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"),
+        (
+            "ma k MZ\r\n",
+            "CLIENT_ERROR invalid mode for ma M token\r\n",
+        ),
+        (
+            "ms k 1 MZ\r\nx\r\n",
+            "CLIENT_ERROR invalid mode for ms M token\r\n",
+        ),
+        (
+            "ms k 1 O123456789012345678901234567890123\r\nx\r\n",
+            "CLIENT_ERROR opaque token too long\r\n",
+        ),
+        (
+            "mg k O123456789012345678901234567890123\r\n",
+            "CLIENT_ERROR opaque token too long\r\n",
+        ),
+        (
+            "mg k 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8\r\n",
+            "CLIENT_ERROR options flags are too long\r\n",
+        ),
+        (
+            "md k 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8\r\n",
+            "CLIENT_ERROR options flags too long\r\n",
+        ),
+        ("ms k 1 q\r\nxyz", "CLIENT_ERROR bad data chunk\r\n"),
+        ("ms k\r\n", "CLIENT_ERROR bad command line format\r\n"),
+        ("ms k -1\r\n", "CLIENT_ERROR bad command line format\r\n"),
+        ("mg k\tx\r\n", "CLIENT_ERROR bad command line format\r\n"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(reply_to(input), expected, "reply to {input:?}");
+    }
+}
+
+/// What depends on the clock, with the clock moved by hand: the TTL left
+/// (`t`), the time since the last access (`l`, and `me`'s `la`, which only
+/// the second fetch moves, as memcached's segmented LRU does), and `me`'s
+/// `exp`, the time since the deadline.
+#[test]
+fn meta_times_follow_the_clock() {
+    let mut s = Session::new();
+    s.expect("ms k 2 T100\r\nhi\r\n", "HD\r\n");
+    s.now += 30;
+    s.expect("mg k t l h\r\n", "HD t70 l30 h0\r\n");
+    s.now += 5;
+    s.expect("mg k t l h\r\n", "HD t65 l35 h1\r\n");
+    s.now += 5;
+    s.expect("mg k l\r\n", "HD l5\r\n");
+    let me = String::from_utf8(s.send(b"me k\r\n")).unwrap();
+    let cas = me
+        .strip_prefix("ME k exp=-60 la=5 cas=")
+        .and_then(|rest| rest.strip_suffix(" fetch=yes cls=1 size=62\r\n"));
+    assert!(cas.is_some_and(|cas| cas.parse::<u64>().is_ok()), "{me:?}");
+    s.expect("mg k T10 t\r\n", "HD t10\r\n");
+    s.now += 10;
+    s.expect("mg k\r\n", "EN\r\n");
+    // R wins once the TTL left falls below it; N's TTL starts at the miss.
+    s.expect("mg k N50 t v\r\n", "VA 0 t50 W\r\n\r\n");
+    s.now += 20;
+    s.expect("mg k R20 t\r\n", "HD t30 Z\r\n");
+    s.expect("ms r 1 T100\r\nx\r\n", "HD\r\n");
+    s.now += 85;
+    s.expect("mg r R20 t\r\n", "HD t15 W\r\n");
+    // An absolute exptime (over 30 days) is a unix time.
+    s.expect(&format!("ma c N{} J1 t\r\n", s.now + 40), "HD t40\r\n");
+}
+
+/// An `ms` refused by its flags swallows its announced data as it arrives,
+/// without buffering it, and the connection goes on after it.
+#[test]
+fn refused_ms_swallows_its_data_unbuffered() {
+    let mut s = Session::new();
+    assert_eq!(
+        s.send(b"ms k 1000000 Tx\r\n"),
+        b"CLIENT_ERROR bad token in command line format\r\n"
+    );
+    let chunk = vec![b'g'; 100_000];
+    for _ in 0..10 {
+        assert_eq!(s.send(&chunk), b"");
+        assert!(s.conn.buf.len() <= chunk.len());
+    }
+    s.expect("\r\nmn\r\n", "MN\r\n");
+    s.expect("ms k 2 q\r\nhi\r\nmg k v\r\n", "VA 2\r\nhi\r\n");
 }
 
 // ---------------------------------------------------------------------------
