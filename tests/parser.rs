@@ -1061,7 +1061,9 @@ fn unknown_commands_and_wrong_token_counts() {
         "sets k 0 0 1\r\n",
         "incr\r\n",
         "flush_all 1 noreply x\r\n",
-        "mg k v\r\n",
+        "mz k v\r\n",
+        "mgg k\r\n",
+        "mg\r\n",
     ] {
         assert_eq!(reply_to(line), "ERROR\r\n", "{line:?}");
     }

@@ -577,6 +577,7 @@ const GENERAL_STATS: &[&str] = &[
     "cmd_set",
     "cmd_flush",
     "cmd_touch",
+    "cmd_meta",
     "get_hits",
     "get_misses",
     "get_expired",

@@ -163,7 +163,9 @@ impl Engine {
             }
             Request::Quit => return Flow::Close,
             Request::Meta(ref meta) => self.meta(meta, input, out, stats, now),
-            Request::MetaDebug { key, binary } => self.meta_debug(key.of(input), binary, out, now),
+            Request::MetaDebug { key, binary } => {
+                self.meta_debug(key.of(input), binary, out, stats, now)
+            }
             Request::MetaNoop => out.extend_from_slice(reply::MN),
             Request::Error { reply, .. } => out.extend_from_slice(reply.line()),
         }

@@ -105,9 +105,7 @@ impl Engine {
         let mut won = false;
         let mut touched = false;
         for token in tokens {
-            let item = locked
-                .item()
-                .expect("the item stays while the shard is locked");
+            let Some(item) = locked.item() else { break };
             let mut field = |flag: u8, value: &dyn std::fmt::Display| {
                 out.extend_from_slice(&[b' ', flag]);
                 out.extend_from_slice(value.to_string().as_bytes());
@@ -138,9 +136,9 @@ impl Engine {
                 _ => {}
             }
         }
-        let item = locked
-            .item()
-            .expect("the item stays while the shard is locked");
+        let Some(item) = locked.item() else {
+            return Ok(Quiet::Keep);
+        };
         let marks = item.marks;
         if marks.contains(Marks::WIN_SENT) {
             out.extend_from_slice(b" Z");
@@ -290,10 +288,11 @@ impl Engine {
             }
             _ => locked.arithmetic(incr, flags.delta),
         };
-        let (value, quiet) = match outcome {
+        // A created item is answered even in quiet mode, as memcached does.
+        let (value, created) = match outcome {
             ArithOutcome::Value(value) => {
                 hits.incr();
-                (value, Quiet::Drop)
+                (value, false)
             }
             ArithOutcome::NonNumeric => {
                 out.extend_from_slice(reply::NON_NUMERIC);
@@ -305,7 +304,7 @@ impl Engine {
                     .as_bytes()
                     .to_vec();
                 locked.insert([&digits, &[]], 0, 0, Marks::NONE);
-                (flags.initial, Quiet::Keep)
+                (flags.initial, true)
             }
             ArithOutcome::NotFound => {
                 misses.incr();
@@ -315,7 +314,6 @@ impl Engine {
                 return Ok(Quiet::Keep);
             }
         };
-        let created = quiet == Quiet::Keep;
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(value).as_bytes();
         if flags.has(b'v') {
@@ -325,9 +323,7 @@ impl Engine {
             out.extend_from_slice(b"HD");
         }
         for token in tokens {
-            let item = locked
-                .item()
-                .expect("the item stays while the shard is locked");
+            let Some(item) = locked.item() else { break };
             match token[0] {
                 b'c' => {
                     out.extend_from_slice(b" c");
@@ -349,12 +345,20 @@ impl Engine {
             out.extend_from_slice(digits);
         }
         out.extend_from_slice(b"\r\n");
-        Ok(quiet)
+        Ok(quiet_if(!created))
     }
 
     /// `me`: memcached's debug line about an item, or `EN`. The item is
     /// not fetched by it.
-    pub(super) fn meta_debug(&self, token: &[u8], binary: bool, out: &mut Vec<u8>, now: u32) {
+    pub(super) fn meta_debug(
+        &self,
+        token: &[u8],
+        binary: bool,
+        out: &mut Vec<u8>,
+        stats: &ThreadStats,
+        now: u32,
+    ) {
+        stats.commands.cmd_meta.incr();
         let mut decoded = [0; KEY_MAX_LENGTH];
         let key = if binary {
             decode_key(token, &mut decoded).unwrap_or(token)

@@ -91,6 +91,7 @@ command_counters!(
     cmd_set,
     cmd_flush,
     cmd_touch,
+    cmd_meta, // `me` only, as memcached counts it
     get_hits,
     get_misses,
     get_expired,

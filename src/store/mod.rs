@@ -124,7 +124,7 @@ impl Store {
             locked.set_deadline(deadline);
         }
         locked.fetch();
-        Ok(read(locked.item().expect("found above")))
+        locked.item().map(read).ok_or(Miss::Absent)
     }
 
     /// `set`, `add`, `replace`, `append`, `prepend` and `cas`.

@@ -492,7 +492,7 @@ pub fn table() -> Table {
 
     // ---- flag errors
     t.case("mg duplicate flag", "mg mk v v\r\n", DUPLICATE);
-    t.case("mg non-ASCII flag", b"mg mk \xc3\r\n".to_vec(), DUPLICATE);
+    t.case("mg non-ASCII flag", b"mg mk \xc3\r\n", DUPLICATE);
     t.case("mg invalid flag", "mg mk x\r\n", INVALID);
     t.case("mg E is not a 1.6.18 flag", "mg mk E5\r\n", INVALID);
     t.case("ms S is not a 1.6.18 flag", "ms mk 1 S1\r\nz\r\n", INVALID);
