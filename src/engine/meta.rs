@@ -279,15 +279,16 @@ impl Engine {
         let incr = !matches!(flags.mode, b'D' | b'-');
         let (hits, misses) = arithmetic_counters(&stats.commands, incr);
         let mut locked = self.store.lock_key(key, now);
-        let outcome = match locked.item() {
+        let old_len = match locked.item() {
             Some(item) if !item.value.is_empty() && flags.cas != 0 && item.cas != flags.cas => {
                 out.extend_from_slice(b"EX");
                 echo_request(out, tokens, key, flags)?;
                 out.extend_from_slice(b"\r\n");
                 return Ok(Quiet::Keep);
             }
-            _ => locked.arithmetic(incr, flags.delta),
+            item => item.map_or(0, |item| item.value.len()),
         };
+        let outcome = locked.arithmetic(incr, flags.delta);
         // A created item is answered even in quiet mode, as memcached does.
         let (value, created) = match outcome {
             ArithOutcome::Value(value) => {
@@ -322,6 +323,11 @@ impl Engine {
         } else {
             out.extend_from_slice(b"HD");
         }
+        // A number that outgrew its item was stored in a new one; memcached
+        // then applies `T` to the old, unlinked item: `t` shows it, the
+        // stored item keeps its TTL.
+        let detached = !created && digits.len() > old_len;
+        let mut ttl = locked.item().map_or(0, |item| item.deadline);
         for token in tokens {
             let Some(item) = locked.item() else { break };
             match token[0] {
@@ -331,10 +337,18 @@ impl Engine {
                 }
                 b't' => {
                     out.extend_from_slice(b" t");
-                    out.extend_from_slice(Ttl(item.deadline, now).to_string().as_bytes());
+                    out.extend_from_slice(Ttl(ttl, now).to_string().as_bytes());
                 }
-                b'T' => locked.set_deadline(deadline(flags.ttl, now)),
-                b'N' if created => locked.set_deadline(deadline(flags.vivify_ttl, now)),
+                b'T' => {
+                    ttl = deadline(flags.ttl, now);
+                    if !detached {
+                        locked.set_deadline(ttl);
+                    }
+                }
+                b'N' if created => {
+                    ttl = deadline(flags.vivify_ttl, now);
+                    locked.set_deadline(ttl);
+                }
                 b'O' => echo_opaque(out, token)?,
                 b'k' => echo_key(out, key, flags.has(b'b')),
                 _ => {}

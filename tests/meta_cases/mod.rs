@@ -410,6 +410,19 @@ pub fn table() -> Table {
     t.case("ma T then t", "ma mn T1000 t\r\n", "HD t{#}\r\n");
     t.case("ma T-1", "ma mn T-1\r\n", HD);
     t.case("ma T-1 expired it", "mg mn\r\n", EN);
+    // A number that outgrows its item is stored in a new one; memcached
+    // applies T to the old one, so the stored item keeps its TTL.
+    t.case("set a short number", "set mgrow 0 0 2\r\n12\r\n", STORED);
+    t.case(
+        "ma T-1 on a growing number",
+        "ma mgrow T-1 D100 v\r\n",
+        "VA 3\r\n112\r\n",
+    );
+    t.case(
+        "the grown number kept its TTL",
+        "mg mgrow v t\r\n",
+        "VA 3 t-1\r\n112\r\n",
+    );
     t.case("ma q N creating is sent", "ma mq2 q N0 J1\r\n", HD);
     t.case(
         "ma N on an existing key ignores J",
