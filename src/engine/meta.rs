@@ -14,6 +14,14 @@ use crate::store::{deadline, ArithOutcome, Deadline, Marks, StoreOutcome, Storin
 /// memcached's `MFLAG_MAX_OPAQUE_LENGTH`: a longer `O` is an error.
 const MAX_OPAQUE: usize = 32;
 
+/// A meta command's key (decoded), flags and flag tokens.
+#[derive(Clone, Copy)]
+struct Meta<'a> {
+    flags: &'a MetaFlags,
+    key: &'a [u8],
+    tokens: &'a [&'a [u8]],
+}
+
 /// What a meta reply does in quiet mode (`q`): memcached drops only the
 /// nominal answer of each command.
 #[derive(PartialEq, Eq)]
@@ -35,13 +43,15 @@ impl Engine {
         let mut decoded = [0; KEY_MAX_LENGTH];
         let key = request_key(request, input, &mut decoded);
         let tokens: Vec<&[u8]> = request.tokens.words(input).collect();
+        let meta = Meta {
+            flags: &request.flags,
+            key,
+            tokens: &tokens,
+        };
         let start = out.len();
         let quiet = match request.command {
-            MetaCommand::Get => self.meta_get(&request.flags, key, &tokens, out, stats, now),
-            MetaCommand::Set => {
-                let data = request.data.of(input);
-                self.meta_set(&request.flags, key, data, &tokens, out, stats, now)
-            }
+            MetaCommand::Get => self.meta_get(&meta, out, stats, now),
+            MetaCommand::Set => self.meta_set(&meta, request.data.of(input), out, stats, now),
             MetaCommand::SetTooLarge => {
                 stats.commands.store_too_large.incr();
                 // As memcached: a failed ms leaves no old value readable.
@@ -49,10 +59,8 @@ impl Engine {
                 out.extend_from_slice(reply::TOO_LARGE);
                 Ok(Quiet::Keep)
             }
-            MetaCommand::Delete => self.meta_delete(&request.flags, key, &tokens, out, stats, now),
-            MetaCommand::Arithmetic => {
-                self.meta_arithmetic(&request.flags, key, &tokens, out, stats, now)
-            }
+            MetaCommand::Delete => self.meta_delete(&meta, out, stats, now),
+            MetaCommand::Arithmetic => self.meta_arithmetic(&meta, out, stats, now),
         };
         match quiet {
             Ok(Quiet::Drop) if request.flags.has(b'q') => out.truncate(start),
@@ -68,13 +76,12 @@ impl Engine {
     /// creates an empty item and wins the right to fill it (`W`).
     fn meta_get(
         &self,
-        flags: &MetaFlags,
-        key: &[u8],
-        tokens: &[&[u8]],
+        meta: &Meta<'_>,
         out: &mut Vec<u8>,
         stats: &ThreadStats,
         now: u32,
     ) -> Result<Quiet, ErrorReply> {
+        let Meta { flags, key, tokens } = *meta;
         // Flags that read the item as it was before this fetch, or change
         // it, fetch it only at the end (memcached's "locked" mode).
         let late_fetch = b"NTRlh".iter().any(|&f| flags.has(f));
@@ -167,17 +174,15 @@ impl Engine {
 
     /// `ms`: `HD`, `NS`, `EX` or `NF`, in the mode `M` names; with `C`, a
     /// set or replace is a cas, and `I` lets an older cas store a stale value.
-    #[allow(clippy::too_many_arguments)]
     fn meta_set(
         &self,
-        flags: &MetaFlags,
-        key: &[u8],
+        meta: &Meta<'_>,
         data: &[u8],
-        tokens: &[&[u8]],
         out: &mut Vec<u8>,
         stats: &ThreadStats,
         now: u32,
     ) -> Result<Quiet, ErrorReply> {
+        let Meta { flags, key, tokens } = *meta;
         let mode = match (flags.mode, flags.has(b'C')) {
             (b'E', _) => StoreMode::Add,
             (b'A', _) => StoreMode::Append,
@@ -227,13 +232,12 @@ impl Engine {
     /// item is marked stale (and given a new cas, and `T`'s TTL) instead.
     fn meta_delete(
         &self,
-        flags: &MetaFlags,
-        key: &[u8],
-        tokens: &[&[u8]],
+        meta: &Meta<'_>,
         out: &mut Vec<u8>,
         stats: &ThreadStats,
         now: u32,
     ) -> Result<Quiet, ErrorReply> {
+        let Meta { flags, key, tokens } = *meta;
         let c = &stats.commands;
         let mut locked = self.store.lock_key(key, now);
         let (code, quiet) = match locked.item().map(|item| (item.cas, item.marks)) {
@@ -269,13 +273,12 @@ impl Engine {
     /// creates the item with the `J` value.
     fn meta_arithmetic(
         &self,
-        flags: &MetaFlags,
-        key: &[u8],
-        tokens: &[&[u8]],
+        meta: &Meta<'_>,
         out: &mut Vec<u8>,
         stats: &ThreadStats,
         now: u32,
     ) -> Result<Quiet, ErrorReply> {
+        let Meta { flags, key, tokens } = *meta;
         let incr = !matches!(flags.mode, b'D' | b'-');
         let (hits, misses) = arithmetic_counters(&stats.commands, incr);
         let mut locked = self.store.lock_key(key, now);

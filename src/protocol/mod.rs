@@ -1,5 +1,6 @@
 //! The memcached text protocol, with no I/O: requests are parsed out of a
-//! byte buffer and replies are appended to one.
+//! byte buffer and replies are appended to one. Both halves of it: the
+//! classic commands (`parse.rs`) and the meta commands (`meta.rs`).
 //!
 //! The parser is incremental: it looks at whatever bytes have arrived and
 //! answers "here is one complete request and how many bytes it used" or "need
