@@ -105,7 +105,7 @@ fn is_multiget(buf: &[u8]) -> bool {
 
 /// A command line split on spaces, as memcached's `tokenize_command`.
 pub(super) struct Line<'a> {
-    pub(super) text: &'a [u8],
+    text: &'a [u8],
     pub(super) tokens: [Span; MAX_TOKENS],
     pub(super) count: usize,
 }
