@@ -3,7 +3,7 @@
 //! bad line gets the error memcached sends.
 
 use super::base64;
-use super::number::{parse_i32, parse_strtol_i32, parse_u32};
+use super::number::parse_strtol_i32;
 use super::parse::{data_block, valid_key, Command, DataBlock, Limits, Line, Parsed};
 use super::request::{ErrorReply, MetaCommand, MetaFlags, MetaRequest, Request, Span};
 use super::KEY_MAX_LENGTH;
@@ -106,7 +106,7 @@ impl Line<'_> {
         if self.count >= MAX_TOKENS {
             return refuse(ErrorReply::MetaTooManyFlags);
         }
-        let data_len = match parse_i32(self.token(2)) {
+        let data_len = match parse_strtol_i32(self.token(2)) {
             Some(len) if (0..=i64::from(i32::MAX) - 2).contains(&len) => len as usize,
             _ => return refuse(ErrorReply::BadCommandLineFormat),
         };
@@ -195,7 +195,11 @@ impl Line<'_> {
                 b'N' => exptime().map_or_else(|e| bad(Some(e)), |t| flags.vivify_ttl = t),
                 b'T' => exptime().map_or_else(|e| bad(Some(e)), |t| flags.ttl = t),
                 b'R' => exptime().map_or_else(|e| bad(Some(e)), |t| flags.recache_ttl = t),
-                b'F' => parse_u32(value).map_or_else(|| bad(None), |f| flags.client_flags = f),
+                // memcached truncates flags over 32 bits; kvserve refuses
+                // them, as for the classic commands.
+                b'F' => parse_strtoull(value)
+                    .and_then(|f| u32::try_from(f).ok())
+                    .map_or_else(|| bad(None), |f| flags.client_flags = f),
                 b'C' => parse_strtoull(value)
                     .map_or_else(|| bad(Some(ErrorReply::BadToken)), |c| flags.cas = c),
                 b'M' if token.len() != 2 => bad(Some(ErrorReply::ModeTokenLength)),

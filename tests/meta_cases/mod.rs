@@ -660,6 +660,23 @@ pub fn table() -> Table {
 
     // ---- ms lengths and data blocks
     t.case("ms without length", "ms mk\r\n", BAD_FORMAT);
+    t.case(
+        "ms length and F with a plus sign",
+        "ms mp +1 F+5\r\nx\r\n",
+        HD,
+    );
+    t.case("mg after plus signs", "mg mp f v\r\n", "VA 1 f5\r\nx\r\n");
+    t.case(
+        "ms length wraps at 32 bits",
+        "ms mp 4294967297\r\ny\r\n",
+        HD,
+    );
+    t.case(
+        "mg after a wrapped length",
+        "mg mp f v\r\n",
+        "VA 1 f0\r\ny\r\n",
+    );
+    t.case("ms F-1", "ms mp 1 F-1\r\nz\r\n", BAD_FORMAT);
     t.case("ms bad length", "ms mk abc\r\n", BAD_FORMAT);
     t.case("ms negative length", "ms mk -1\r\n", BAD_FORMAT);
     t.case(
