@@ -5,9 +5,14 @@
 //! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
 //! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
 //!   wake-ups, and graceful stop, shared by all patterns.
+//! - [`acceptor`]: dealing connections to readers (multi-reader).
+//! - [`batch`]: a connection with its parsed requests, executed away from
+//!   its owner and handed back (worker-pool).
 //! - [`work_queue`]: the queue worker-pool's workers sleep on.
 //! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, side by side.
 
+pub mod acceptor;
+pub mod batch;
 pub mod command_log;
 pub mod config;
 pub mod connection;

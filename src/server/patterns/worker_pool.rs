@@ -40,9 +40,9 @@ use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
-use crate::engine::{Engine, Flow};
-use crate::protocol::Request;
-use crate::server::connection::{Connection, Next, Readiness};
+use crate::engine::Engine;
+use crate::server::batch::{advance, execute_batch, Batch, Client, Step};
+use crate::server::connection::{Connection, Readiness};
 use crate::server::event_loop::{
     drain_output, end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT,
     LISTENER, POLL_TIMEOUT, WAKER,
@@ -51,40 +51,6 @@ use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
 use crate::server::shutdown::Shutdown;
 use crate::server::work_queue::WorkQueue;
-
-/// The longest a worker executes one connection's batch before handing the
-/// rest back to the dispatch thread, which queues it again behind the
-/// batches that came meanwhile, so that one client's deep pipeline of
-/// costly requests cannot hold a worker while other clients' requests wait.
-/// Cheap requests (about 0.1 µs each without `--work`) never reach it.
-/// kvbench's queueing model of worker-pool uses the same slice.
-pub const SLICE: Duration = Duration::from_micros(100);
-
-/// A connection with the requests parsed from its read buffer, on its way
-/// to a worker and back.
-struct Batch {
-    /// The connection's slab key.
-    token: usize,
-    conn: Connection,
-    /// Each request with the offset in the read buffer its spans are
-    /// relative to.
-    requests: Vec<(Request, usize)>,
-    /// The first request not executed yet: a worker stops early when the
-    /// socket will not take replies past `--max-pending-output` or its
-    /// [`SLICE`] is used up, and the batch goes out again once its replies
-    /// so far are written.
-    next: usize,
-    /// Writing to the socket failed: close the connection.
-    broken: bool,
-}
-
-/// A connection as the dispatch thread sees it.
-struct Client {
-    /// The connection while it is home; `None` while a worker has it.
-    batch: Option<Batch>,
-    /// Readiness events that came while a worker had the connection.
-    missed: Readiness,
-}
 
 /// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
 pub fn run(
@@ -164,45 +130,6 @@ fn work(
     }
 }
 
-/// Executes a batch's requests in order and writes their replies, until
-/// they are done, the [`SLICE`] is used up, or the socket will not take
-/// replies past the output bound.
-fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, now: u32) {
-    let Batch {
-        conn,
-        requests,
-        next,
-        broken,
-        ..
-    } = batch;
-    let slice_end = Instant::now() + SLICE;
-    while let Some((request, at)) = requests.get(*next) {
-        *next += 1;
-        // Not `conn.is_closing()`: the dispatch thread may have marked the
-        // connection closing for input it met after these requests, which
-        // are answered all the same.
-        if conn.execute(request, *at, engine, stats, now) == Flow::Close {
-            *next = requests.len(); // quit: nothing after it is answered
-            break;
-        }
-        if conn.pending_output() >= engine.settings.max_pending_output {
-            match conn.flush(stats) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(_) => *broken = true,
-            }
-        }
-        if *broken || Instant::now() >= slice_end {
-            break;
-        }
-    }
-    // Whatever the socket does not take now, the dispatch thread writes
-    // when it becomes writable.
-    if !*broken && conn.flush(stats).is_err() {
-        *broken = true;
-    }
-}
-
 /// The dispatch thread's state.
 struct Dispatch {
     poll: Poll,
@@ -247,7 +174,7 @@ impl Dispatch {
             }
             self.send_outbox();
             // A connection a worker has is busy, not idle.
-            for i in idle_check.expired(&self.clients, |c| c.batch.as_ref().map(|b| &b.conn)) {
+            for i in idle_check.expired(&self.clients, Client::conn) {
                 self.close(i);
             }
             end_round(&self.stats, started);
@@ -268,17 +195,7 @@ impl Dispatch {
                 connection_closed(&self.engine);
                 continue;
             }
-            let batch = Batch {
-                token: i,
-                conn,
-                requests: Vec::new(),
-                next: 0,
-                broken: false,
-            };
-            entry.insert(Client {
-                batch: Some(batch),
-                missed: Readiness::default(),
-            });
+            entry.insert(Client::new(Batch::new(i, conn)));
             self.serve(i);
         }
         Ok(())
@@ -381,65 +298,10 @@ impl Dispatch {
                 self.send_outbox();
             }
         }
-        drain_output(&mut self.poll, &mut self.clients, &self.stats, |c| {
-            c.batch.as_mut().map(|b| &mut b.conn)
-        });
+        drain_output(&mut self.poll, &mut self.clients, &self.stats, Client::conn_mut);
         let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
         for i in keys {
             self.close(i);
-        }
-    }
-}
-
-/// Where a connection stands after [`advance`].
-enum Step {
-    /// Waiting for the client (to send or to read); the batch stays home.
-    Home(Batch),
-    /// Parsed requests are ready for a worker.
-    Sent(Batch),
-    Close,
-}
-
-/// Writes pending replies, then parses the next batch of requests, reading
-/// more when none is complete.
-fn advance(mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
-    if batch.broken {
-        return Step::Close;
-    }
-    let conn = &mut batch.conn;
-    loop {
-        match conn.flush(stats) {
-            Ok(true) => {}
-            Ok(false) => return Step::Home(batch),
-            Err(_) => return Step::Close,
-        }
-        if batch.next < batch.requests.len() {
-            // The rest of a batch that the output bound cut short.
-            return Step::Sent(batch);
-        }
-        if conn.is_closing() {
-            return Step::Close;
-        }
-        batch.requests.clear();
-        batch.next = 0;
-        while batch.requests.len() < engine.settings.reqs_per_event {
-            match conn.next_request(&engine.limits) {
-                Next::Request(request, at) => batch.requests.push((request, at)),
-                Next::Incomplete => break,
-                Next::Close => {
-                    conn.set_closing();
-                    break;
-                }
-            }
-        }
-        if !batch.requests.is_empty() {
-            return Step::Sent(batch);
-        }
-        match conn.fill(stats) {
-            Ok(true) => {}
-            Ok(false) if conn.is_closing() => {}
-            Ok(false) => return Step::Home(batch),
-            Err(_) => return Step::Close,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use kvserve::engine::work::{ServiceDist, WorkModel};
-use kvserve::server::patterns::worker_pool::SLICE;
+use kvserve::server::batch::SLICE;
 use serde::Serialize;
 
 use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};

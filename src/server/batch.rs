@@ -1,0 +1,175 @@
+//! A connection travelling with its parsed requests: the unit of work that
+//! worker-pool hands to its workers and work-stealing's readers steal.
+//!
+//! The thread that owns a connection reads and parses it ([`advance`]); any
+//! thread may execute the batch and write its replies ([`execute_batch`]);
+//! the connection then goes home, where the owner moves it on. A connection
+//! has at most one batch away at a time, so its requests are executed and
+//! answered in the order they were sent.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::stats::ThreadStats;
+use crate::engine::{Engine, Flow};
+use crate::protocol::Request;
+use crate::server::connection::{Connection, Next, Readiness};
+
+/// The longest a thread executes one connection's batch before handing the
+/// rest back to its owner, which queues it again behind the batches that
+/// came meanwhile, so that one client's deep pipeline of costly requests
+/// cannot hold a thread while other clients' requests wait. Cheap requests
+/// (about 0.1 µs each without `--work`) never reach it. kvbench's queueing
+/// model of worker-pool and work-stealing uses the same slice.
+pub const SLICE: Duration = Duration::from_micros(100);
+
+/// A connection with the requests parsed from its read buffer, on its way
+/// to the thread that executes them and back.
+pub struct Batch {
+    /// The connection's slab key at its owner.
+    pub token: usize,
+    pub conn: Connection,
+    /// Each request with the offset in the read buffer its spans are
+    /// relative to.
+    requests: Vec<(Request, usize)>,
+    /// The first request not executed yet: execution stops early when the
+    /// socket will not take replies past `--max-pending-output` or its
+    /// [`SLICE`] is used up, and the batch goes out again once its replies
+    /// so far are written.
+    next: usize,
+    /// Writing to the socket failed: close the connection.
+    broken: bool,
+}
+
+impl Batch {
+    /// A new connection, home and with nothing parsed yet.
+    pub fn new(token: usize, conn: Connection) -> Batch {
+        Batch {
+            token,
+            conn,
+            requests: Vec::new(),
+            next: 0,
+            broken: false,
+        }
+    }
+}
+
+/// A connection as its owner sees it.
+pub struct Client {
+    /// The connection while it is home; `None` while its batch is away.
+    pub batch: Option<Batch>,
+    /// Readiness events that came while the batch was away.
+    pub missed: Readiness,
+}
+
+impl Client {
+    /// A client whose connection is home.
+    pub fn new(batch: Batch) -> Client {
+        Client {
+            batch: Some(batch),
+            missed: Readiness::default(),
+        }
+    }
+
+    /// The connection, unless its batch is away (for idle checks and the
+    /// shutdown drain, which skip busy connections).
+    pub fn conn(&self) -> Option<&Connection> {
+        self.batch.as_ref().map(|b| &b.conn)
+    }
+
+    /// [`conn`](Self::conn), mutably.
+    pub fn conn_mut(&mut self) -> Option<&mut Connection> {
+        self.batch.as_mut().map(|b| &mut b.conn)
+    }
+}
+
+/// Executes a batch's requests in order and writes their replies, until
+/// they are done, the [`SLICE`] is used up, or the socket will not take
+/// replies past the output bound.
+pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, now: u32) {
+    let Batch {
+        conn,
+        requests,
+        next,
+        broken,
+        ..
+    } = batch;
+    let slice_end = Instant::now() + SLICE;
+    while let Some((request, at)) = requests.get(*next) {
+        *next += 1;
+        // Not `conn.is_closing()`: the owner may have marked the connection
+        // closing for input it met after these requests, which are answered
+        // all the same.
+        if conn.execute(request, *at, engine, stats, now) == Flow::Close {
+            *next = requests.len(); // quit: nothing after it is answered
+            break;
+        }
+        if conn.pending_output() >= engine.settings.max_pending_output {
+            match conn.flush(stats) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) => *broken = true,
+            }
+        }
+        if *broken || Instant::now() >= slice_end {
+            break;
+        }
+    }
+    // Whatever the socket does not take now, the owner writes when it
+    // becomes writable.
+    if !*broken && conn.flush(stats).is_err() {
+        *broken = true;
+    }
+}
+
+/// Where a connection stands after [`advance`].
+pub enum Step {
+    /// Waiting for the client (to send or to read); the batch stays home.
+    Home(Batch),
+    /// Parsed requests are ready to execute.
+    Sent(Batch),
+    Close,
+}
+
+/// Writes pending replies, then parses the next batch of requests, reading
+/// more when none is complete.
+pub fn advance(mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
+    if batch.broken {
+        return Step::Close;
+    }
+    let conn = &mut batch.conn;
+    loop {
+        match conn.flush(stats) {
+            Ok(true) => {}
+            Ok(false) => return Step::Home(batch),
+            Err(_) => return Step::Close,
+        }
+        if batch.next < batch.requests.len() {
+            // The rest of a batch that the output bound or the slice cut short.
+            return Step::Sent(batch);
+        }
+        if conn.is_closing() {
+            return Step::Close;
+        }
+        batch.requests.clear();
+        batch.next = 0;
+        while batch.requests.len() < engine.settings.reqs_per_event {
+            match conn.next_request(&engine.limits) {
+                Next::Request(request, at) => batch.requests.push((request, at)),
+                Next::Incomplete => break,
+                Next::Close => {
+                    conn.set_closing();
+                    break;
+                }
+            }
+        }
+        if !batch.requests.is_empty() {
+            return Step::Sent(batch);
+        }
+        match conn.fill(stats) {
+            Ok(true) => {}
+            Ok(false) if conn.is_closing() => {}
+            Ok(false) => return Step::Home(batch),
+            Err(_) => return Step::Close,
+        }
+    }
+}
