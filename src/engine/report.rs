@@ -1,5 +1,6 @@
 //! The `stats` family of commands, in memcached's shapes.
 
+use super::stats::Role;
 use super::Engine;
 use crate::protocol::reply::{self, stat};
 
@@ -163,6 +164,10 @@ impl Engine {
             stat(out, &format!("{n}:bytes_read"), t.bytes_read.get());
             stat(out, &format!("{n}:bytes_written"), t.bytes_written.get());
             stat(out, &format!("{n}:busy_us"), t.busy_us.get());
+            if t.role == Role::StealingReader {
+                stat(out, &format!("{n}:stolen"), t.stolen.get());
+                stat(out, &format!("{n}:lost"), t.lost.get());
+            }
         }
     }
 

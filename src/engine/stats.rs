@@ -39,6 +39,10 @@ pub enum Role {
     Dispatch,
     /// worker-pool's threads that execute requests and write the replies.
     Worker,
+    /// work-stealing's readers: a multi-reader reader that also steals
+    /// parsed batches from busy readers. `stats threads` names it `reader`
+    /// and adds its `stolen` and `lost` counts.
+    StealingReader,
 }
 
 impl Role {
@@ -46,7 +50,7 @@ impl Role {
         match self {
             Role::Loop => "loop",
             Role::Acceptor => "acceptor",
-            Role::Reader => "reader",
+            Role::Reader | Role::StealingReader => "reader",
             Role::Dispatch => "dispatch",
             Role::Worker => "worker",
         }
@@ -134,6 +138,11 @@ pub struct ThreadStats {
     /// The time performing it actually took, in nanoseconds: a sleep
     /// overruns what it asked for by the wake-up latency.
     pub work_spent_ns: Counter,
+    /// work-stealing: batches this reader stole from others and executed.
+    pub stolen: Counter,
+    /// work-stealing: batches of this reader's connections that others
+    /// stole, counted by this reader when the connection comes back.
+    pub lost: Counter,
     pub commands: CommandCounters,
 }
 
@@ -174,6 +183,8 @@ impl StatsRegistry {
             work_requests: Counter::default(),
             work_asked_ns: Counter::default(),
             work_spent_ns: Counter::default(),
+            stolen: Counter::default(),
+            lost: Counter::default(),
             commands: CommandCounters::default(),
         });
         self.threads.lock().unwrap().push(Arc::clone(&stats));

@@ -15,6 +15,9 @@ pub enum Pattern {
     MultiReader,
     /// One dispatch thread does all I/O and parsing; N workers execute (RAMCloud).
     WorkerPool,
+    /// Readers own connections as in multi-reader; an idle reader steals
+    /// parsed batches from a busy one (ZygOS).
+    WorkStealing,
 }
 
 impl Pattern {
@@ -23,6 +26,7 @@ impl Pattern {
             Pattern::Basic => "basic",
             Pattern::MultiReader => "multi-reader",
             Pattern::WorkerPool => "worker-pool",
+            Pattern::WorkStealing => "work-stealing",
         }
     }
 }
@@ -40,7 +44,8 @@ pub struct Config {
     /// Interface to listen on.
     #[arg(short = 'l', long, default_value = "127.0.0.1")]
     pub listen: String,
-    /// Reader threads (multi-reader) or worker threads (worker-pool); the
+    /// Reader threads (multi-reader, work-stealing) or worker threads
+    /// (worker-pool); the
     /// acceptor or dispatch thread comes on top. basic always uses one.
     /// Default: the number of cores.
     #[arg(short = 't', long)]

@@ -1,15 +1,16 @@
-//! Sockets, connections and the three threading patterns.
+//! Sockets, connections and the four threading patterns.
 //!
 //! - [`connection`]: a client's buffers and I/O, and serving it in a loop;
 //!   [`command_log`]: its commands and replies at `-vv`.
 //! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
 //! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
 //!   wake-ups, and graceful stop, shared by all patterns.
-//! - [`acceptor`]: dealing connections to readers (multi-reader).
+//! - [`acceptor`]: dealing connections to readers (multi-reader, work-stealing).
 //! - [`batch`]: a connection with its parsed requests, executed away from
-//!   its owner and handed back (worker-pool).
+//!   its owner and handed back (worker-pool, work-stealing).
 //! - [`work_queue`]: the queue worker-pool's workers sleep on.
-//! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, side by side.
+//! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
+//!   side by side.
 
 pub mod acceptor;
 pub mod batch;
@@ -71,6 +72,9 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         Pattern::Basic => patterns::basic::run(listener, &engine, &shutdown),
         Pattern::MultiReader => patterns::multi_reader::run(listener, threads, &engine, &shutdown),
         Pattern::WorkerPool => patterns::worker_pool::run(listener, threads, &engine, &shutdown),
+        Pattern::WorkStealing => {
+            patterns::work_stealing::run(listener, threads, &engine, &shutdown)
+        }
     }?;
     tracing::info!("kvserve stopped");
     Ok(())

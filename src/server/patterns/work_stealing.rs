@@ -1,0 +1,406 @@
+//! work-stealing: readers own connections as in multi-reader, and an idle
+//! reader steals parsed batches from a busy one, like ZygOS.
+//!
+//! ```text
+//!                         +--> reader 0: read, parse -> [queue] -> execute, write
+//!  clients -> acceptor ---+--> reader 1: ...             | steal  (when idle)
+//!        (round-robin)    +--> reader N-1 <--------------+  and hand back
+//! ```
+//!
+//! The acceptor deals connections round-robin, as in multi-reader. Each
+//! reader reads and parses its own connections into batches (a connection
+//! with its parsed requests, as in worker-pool) on a local queue, and
+//! executes them itself, oldest first: with cheap requests nothing leaves
+//! the reader, so it costs what multi-reader costs. A reader with nothing of
+//! its own to do takes the oldest batch from another reader's queue,
+//! executes it, writes the replies and sends the connection back to its
+//! owner, which moves it on (readiness events that came meanwhile are kept
+//! and replayed, as in worker-pool). A connection has at most one batch
+//! away, so its requests are answered in order.
+//!
+//! Waking thieves: an idle reader sleeps in its poll. A reader that is about
+//! to execute a batch while others wait behind it wakes one sleeping reader
+//! (one atomic load when none sleeps), which steals before it sleeps again;
+//! this is what lets a reader blocked in a slow request (`--work block:..`)
+//! have its other connections served. A reader steals only when its own
+//! queue is empty, and polls its own connections between stolen batches, so
+//! stolen work cannot starve its own.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_deque::{Steal, Stealer, Worker};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Poll, Token};
+use slab::Slab;
+
+use crate::engine::stats::{Role, ThreadStats};
+use crate::engine::Engine;
+use crate::server::acceptor::{self, Inbox};
+use crate::server::batch::{advance, execute_batch, Batch, Client, Step, SLICE};
+use crate::server::connection::{Connection, Readiness};
+use crate::server::event_loop::{
+    drain_output, end_round, wait_for_events, wire_poll, IdleCheck, DRAIN_TIMEOUT, POLL_TIMEOUT,
+    WAKER,
+};
+use crate::server::listener::connection_closed;
+use crate::server::notifier::Notifier;
+use crate::server::shutdown::Shutdown;
+use crate::store::unix_now;
+
+/// Starts `readers` reader threads and accepts on the calling thread until shutdown.
+pub fn run(
+    mut listener: TcpListener,
+    readers: usize,
+    engine: &Arc<Engine>,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<()> {
+    // The waker only serves shutdown: the acceptor has no inbox.
+    let (poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
+    let stats = engine.stats.register(Role::Acceptor);
+
+    let mut inboxes: Vec<Inbox> = Vec::new();
+    let mut crew = Crew::default();
+    let mut parts = Vec::new();
+    for _ in 0..readers {
+        let (poll, notifier) = wire_poll(None, shutdown)?;
+        let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+        let (home_tx, home) = crossbeam_channel::unbounded();
+        let queue = Worker::new_fifo();
+        inboxes.push((inbox_tx, Arc::clone(&notifier)));
+        crew.stealers.push(queue.stealer());
+        crew.homes.push(home_tx);
+        crew.notifiers.push(Arc::clone(&notifier));
+        crew.asleep.push(AtomicBool::new(false));
+        parts.push((poll, notifier, inbox, home, queue));
+    }
+    let crew = Arc::new(crew);
+    let mut threads = Vec::new();
+    for (me, (poll, notifier, inbox, home, queue)) in parts.into_iter().enumerate() {
+        let reader = Reader {
+            me,
+            poll,
+            notifier,
+            inbox,
+            home,
+            clients: Slab::new(),
+            queue,
+            away: 0,
+            victim: me,
+            crew: Arc::clone(&crew),
+            idle_check: IdleCheck::new(engine.settings.idle_timeout),
+            engine: Arc::clone(engine),
+            stats: engine.stats.register(Role::StealingReader),
+            shutdown: Arc::clone(shutdown),
+        };
+        threads.push(
+            thread::Builder::new()
+                .name(format!("reader-{me}"))
+                .spawn(move || reader.run())?,
+        );
+    }
+
+    acceptor::deal(poll, listener, &inboxes, engine, &stats, shutdown)?;
+    drop(inboxes);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// What the readers share: how to steal from each, send a connection home
+/// to it, and wake it; and which of them sleep in their poll.
+#[derive(Default)]
+struct Crew {
+    stealers: Vec<Stealer<Batch>>,
+    homes: Vec<Sender<Batch>>,
+    notifiers: Vec<Arc<Notifier>>,
+    /// Per reader: asleep in its poll with nothing to steal, and not yet
+    /// woken to steal.
+    asleep: Vec<AtomicBool>,
+    /// How many `asleep` are set (at least): one load tells a busy reader
+    /// that nobody could help, so a loaded server pays no wake-ups.
+    sleepers: AtomicUsize,
+}
+
+impl Crew {
+    /// Reader `me` is going to sleep; it tries to steal once more after
+    /// this, so work queued meanwhile either is seen by it or wakes it.
+    fn doze(&self, me: usize) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.asleep[me].store(true, Ordering::SeqCst);
+    }
+
+    /// Reader `me` is up (from its poll, or about to skip it).
+    fn rise(&self, me: usize) {
+        if self.asleep[me].swap(false, Ordering::SeqCst) {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes one sleeping reader other than `me` to steal, if any sleeps.
+    /// A reader is woken once per sleep however many ask.
+    fn wake_one(&self, me: usize) {
+        // Pairs with the sleeper's store in `doze` and its steal after it.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let n = self.asleep.len();
+        for k in 1..n {
+            let other = (me + k) % n;
+            if self.asleep[other].swap(false, Ordering::SeqCst) {
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                self.notifiers[other].notify();
+                return;
+            }
+        }
+    }
+
+    /// Sends a stolen batch back to its owner and wakes it. If the owner
+    /// has stopped (shutdown past its drain deadline), dropping the batch
+    /// closes the connection.
+    fn hand_back(&self, owner: usize, batch: Batch) {
+        if self.homes[owner].send(batch).is_ok() {
+            self.notifiers[owner].notify();
+        }
+    }
+
+    /// The oldest batch queued at `victim`, if any.
+    fn steal_from(&self, victim: usize) -> Option<Batch> {
+        loop {
+            match self.stealers[victim].steal() {
+                Steal::Success(batch) => return Some(batch),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+}
+
+/// One reader thread's state.
+struct Reader {
+    me: usize,
+    poll: Poll,
+    /// Wakes this reader: new connections, connections home, work to steal.
+    notifier: Arc<Notifier>,
+    inbox: Receiver<TcpStream>,
+    /// Connections that thieves send back.
+    home: Receiver<Batch>,
+    clients: Slab<Client>,
+    /// Parsed batches of this reader's connections, oldest first.
+    queue: Worker<Batch>,
+    /// This reader's connections whose batch is queued or stolen.
+    away: usize,
+    /// The reader stolen from last: victims are tried round-robin.
+    victim: usize,
+    crew: Arc<Crew>,
+    idle_check: IdleCheck,
+    engine: Arc<Engine>,
+    stats: Arc<ThreadStats>,
+    shutdown: Arc<Shutdown>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.next_timeout();
+            let polled = wait_for_events(&mut self.poll, &mut events, timeout);
+            self.crew.rise(self.me);
+            if !polled {
+                continue;
+            }
+            let started = Instant::now();
+            if self.shutdown.is_requested() {
+                self.drain();
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.take_mail(),
+                    Token(i) => self.on_event(i, Readiness::of(event)),
+                }
+            }
+            self.run_queue();
+            for i in self.idle_check.expired(&self.clients, Client::conn) {
+                self.close(i);
+            }
+            end_round(&self.stats, started);
+        }
+    }
+
+    /// How long the next poll may sleep: not at all while this reader has
+    /// work, or just stole some; otherwise until an event or a wake-up.
+    fn next_timeout(&mut self) -> Duration {
+        if !self.queue.is_empty() || self.shutdown.is_requested() || self.steal() {
+            return Duration::ZERO;
+        }
+        self.crew.doze(self.me);
+        if self.steal() {
+            return Duration::ZERO;
+        }
+        POLL_TIMEOUT
+    }
+
+    /// Steals one batch from the other readers, round-robin, executes it
+    /// and sends it home. `false` if there was nothing to steal.
+    fn steal(&mut self) -> bool {
+        let n = self.crew.stealers.len();
+        for _ in 1..n {
+            self.victim = (self.victim + 1) % n;
+            if self.victim == self.me {
+                self.victim = (self.victim + 1) % n;
+            }
+            if let Some(mut batch) = self.crew.steal_from(self.victim) {
+                self.crew.rise(self.me);
+                let started = Instant::now();
+                execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
+                self.stats.stolen.incr();
+                self.crew.hand_back(self.victim, batch);
+                self.stats
+                    .busy_us
+                    .add(started.elapsed().as_micros() as u64);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Executes this reader's queued batches, oldest first, for about a
+    /// [`SLICE`], so that long batches let its events be polled between
+    /// them. Batches waiting behind the one it runs wake a sleeping reader
+    /// to steal them.
+    fn run_queue(&mut self) {
+        let started = Instant::now();
+        while let Some(mut batch) = self.queue.pop() {
+            if !self.queue.is_empty() {
+                self.crew.wake_one(self.me);
+            }
+            execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
+            self.finish(batch);
+            if started.elapsed() >= SLICE {
+                break;
+            }
+        }
+    }
+
+    /// New connections from the acceptor, and connections thieves sent home.
+    fn take_mail(&mut self) {
+        self.notifier.clear();
+        let streams: Vec<TcpStream> = self.inbox.try_iter().collect();
+        for stream in streams {
+            self.stats.connections.incr();
+            self.add(stream);
+        }
+        while let Ok(batch) = self.home.try_recv() {
+            self.stats.lost.incr();
+            self.finish(batch);
+        }
+    }
+
+    fn add(&mut self, stream: TcpStream) {
+        let entry = self.clients.vacant_entry();
+        let i = entry.key();
+        let mut conn = Connection::new(stream);
+        if let Err(e) = conn.register(self.poll.registry(), Token(i)) {
+            tracing::warn!(error = %e, "cannot register connection");
+            connection_closed(&self.engine);
+            return;
+        }
+        entry.insert(Client::new(Batch::new(i, conn)));
+        self.serve(i);
+    }
+
+    /// A readiness event: serve the connection, or note the event until
+    /// its batch is back.
+    fn on_event(&mut self, i: usize, readiness: Readiness) {
+        if let Some(client) = self.clients.get_mut(i) {
+            client.missed.merge(readiness);
+            self.serve(i);
+        }
+    }
+
+    /// A batch is executed (here or by a thief): its connection moves on.
+    fn finish(&mut self, batch: Batch) {
+        self.away -= 1;
+        let i = batch.token;
+        if let Some(client) = self.clients.get_mut(i) {
+            client.batch = Some(batch);
+            self.serve(i);
+        }
+    }
+
+    /// Moves connection `i` along, unless its batch is away: writes,
+    /// reads, and queues what it parsed.
+    fn serve(&mut self, i: usize) {
+        let client = &mut self.clients[i];
+        let Some(mut batch) = client.batch.take() else {
+            return;
+        };
+        batch.conn.on_event(std::mem::take(&mut client.missed));
+        match advance(batch, &self.engine, &self.stats) {
+            Step::Home(mut batch) => {
+                let registered = batch.conn.update_interest(self.poll.registry(), Token(i));
+                client.batch = Some(batch);
+                if registered.is_err() {
+                    self.close(i);
+                }
+            }
+            Step::Sent(batch) => {
+                self.away += 1;
+                self.queue.push(batch);
+            }
+            Step::Close => self.close(i),
+        }
+    }
+
+    /// Forgets connection `i`. One whose batch is away (only at shutdown,
+    /// past the drain deadline) closes when its batch is dropped.
+    fn close(&mut self, i: usize) {
+        let client = self.clients.remove(i);
+        if let Some(mut batch) = client.batch {
+            let _ = self.poll.registry().deregister(&mut batch.conn.stream);
+        }
+        connection_closed(&self.engine);
+    }
+
+    /// Shutdown: answer what clients sent before the signal, including
+    /// batches queued here or stolen (waiting for them to come home), write
+    /// the replies within a bounded time, close everything.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        self.take_mail();
+        // Last call: what clients sent may still be in the sockets, with
+        // its readiness event not yet taken.
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for &i in &keys {
+            if let Some(conn) = self.clients.get_mut(i).and_then(Client::conn_mut) {
+                conn.expect_input();
+                self.serve(i);
+            }
+        }
+        while self.away > 0 && Instant::now() < deadline {
+            if let Some(mut batch) = self.queue.pop() {
+                execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
+                self.finish(batch);
+            } else if let Ok(batch) = self.home.recv_timeout(Duration::from_millis(50)) {
+                self.stats.lost.incr();
+                self.finish(batch);
+            }
+        }
+        drain_output(
+            &mut self.poll,
+            &mut self.clients,
+            &self.stats,
+            Client::conn_mut,
+        );
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for i in keys {
+            self.close(i);
+        }
+    }
+}
