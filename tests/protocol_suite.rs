@@ -1016,6 +1016,11 @@ fn table_worker_pool() {
 }
 
 #[test]
+fn table_work_stealing() {
+    run_table("work-stealing", Mode::CaseByCase);
+}
+
+#[test]
 fn table_pipelined_basic() {
     run_table("basic", Mode::Pipelined);
 }
@@ -1031,6 +1036,11 @@ fn table_pipelined_worker_pool() {
 }
 
 #[test]
+fn table_pipelined_work_stealing() {
+    run_table("work-stealing", Mode::Pipelined);
+}
+
+#[test]
 fn table_byte_by_byte_basic() {
     run_table("basic", Mode::ByteByByte);
 }
@@ -1043,6 +1053,11 @@ fn table_byte_by_byte_multi_reader() {
 #[test]
 fn table_byte_by_byte_worker_pool() {
     run_table("worker-pool", Mode::ByteByByte);
+}
+
+#[test]
+fn table_byte_by_byte_work_stealing() {
+    run_table("work-stealing", Mode::ByteByByte);
 }
 
 #[test]
@@ -1088,6 +1103,21 @@ fn meta_table_byte_by_byte_multi_reader() {
 #[test]
 fn meta_table_byte_by_byte_worker_pool() {
     run_suite(&META, "worker-pool", Mode::ByteByByte);
+}
+
+#[test]
+fn meta_table_work_stealing() {
+    run_suite(&META, "work-stealing", Mode::CaseByCase);
+}
+
+#[test]
+fn meta_table_pipelined_work_stealing() {
+    run_suite(&META, "work-stealing", Mode::Pipelined);
+}
+
+#[test]
+fn meta_table_byte_by_byte_work_stealing() {
+    run_suite(&META, "work-stealing", Mode::ByteByByte);
 }
 
 // ---------------------------------------------------------------------
@@ -1143,6 +1173,11 @@ fn pipelined_1000_multi_reader() {
 #[test]
 fn pipelined_1000_worker_pool() {
     run_pipelined_1000("worker-pool");
+}
+
+#[test]
+fn pipelined_1000_work_stealing() {
+    run_pipelined_1000("work-stealing");
 }
 
 // ---------------------------------------------------------------------
@@ -1204,6 +1239,11 @@ fn default_item_limit_multi_reader() {
 #[test]
 fn default_item_limit_worker_pool() {
     run_default_item_limit("worker-pool");
+}
+
+#[test]
+fn default_item_limit_work_stealing() {
+    run_default_item_limit("work-stealing");
 }
 
 // ---------------------------------------------------------------------

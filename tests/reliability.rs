@@ -45,6 +45,10 @@ macro_rules! per_pattern {
             fn worker_pool() {
                 $f("worker-pool");
             }
+            #[test]
+            fn work_stealing() {
+                $f("work-stealing");
+            }
         }
     };
 }

@@ -55,7 +55,7 @@ fn run(program: &str, args: &[&str]) -> Output {
         })
 }
 
-/// One instance per pattern (or three memcached instances in memcached mode).
+/// One instance per pattern (or as many memcached instances in memcached mode).
 fn start_instances() -> Vec<KvServer> {
     PATTERNS
         .iter()

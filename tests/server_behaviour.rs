@@ -57,6 +57,10 @@ macro_rules! per_pattern {
             fn worker_pool() {
                 super::run("worker-pool", $f, $kv_only);
             }
+            #[test]
+            fn work_stealing() {
+                super::run("work-stealing", $f, $kv_only);
+            }
         }
     };
 }
@@ -767,8 +771,8 @@ fn general_stats(pattern: &str) {
 per_pattern!(stats_general_fields, super::general_stats);
 
 // conn_yields: a connection whose pipeline outlasts -R makes way for the
-// others (event loops; worker-pool batches at most -R requests instead),
-// and `stats reset` starts the count again.
+// others (event loops; worker-pool and work-stealing batch at most -R
+// requests instead), and `stats reset` starts the count again.
 fn conn_yields(pattern: &str) {
     let server = KvServer::start_suite(pattern, &["-t", "2", "-R", "5"], &["-t", "2", "-R", "5"]);
     let mut c = server.connect();
@@ -781,8 +785,8 @@ fn conn_yields(pattern: &str) {
     c.write_all(&req).unwrap();
     read_expected(&mut c, &expected, &format!("[{pattern}] 50 pipelined gets"));
     let yields = stat_u64(&stats(&mut c, ""), "conn_yields");
-    if pattern == "worker-pool" {
-        assert_eq!(yields, 0, "[{pattern}] no event loop, no yields");
+    if pattern == "worker-pool" || pattern == "work-stealing" {
+        assert_eq!(yields, 0, "[{pattern}] batches, not yields");
     } else {
         assert!(
             yields >= 1,
@@ -848,9 +852,16 @@ fn thread_stats(pattern: &str) {
     let mut requests = 0u64;
     let mut bytes_read = 0u64;
     let mut connections = 0u64;
+    // Only work-stealing's readers add what they stole and lost.
+    let stealing_fields: Vec<&str> = want_fields.iter().copied().chain(["stolen", "lost"]).collect();
     for (id, fields) in &threads {
         let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(names, want_fields, "[{pattern}] fields of thread {id}");
+        let want: &[&str] = if pattern == "work-stealing" && fields[0].1 == "reader" {
+            &stealing_fields
+        } else {
+            &want_fields
+        };
+        assert_eq!(names, want, "[{pattern}] fields of thread {id}");
         roles.push(fields[0].1.clone());
         for (f, v) in &fields[1..] {
             let n: u64 = v
@@ -869,6 +880,7 @@ fn thread_stats(pattern: &str) {
         "basic" => (&[("loop", 1)], 1),
         "multi-reader" => (&[("acceptor", 1), ("reader", 3)], 4),
         "worker-pool" => (&[("dispatch", 1), ("worker", 3)], 4),
+        "work-stealing" => (&[("acceptor", 1), ("reader", 3)], 4),
         _ => unreachable!(),
     };
     for &(role, n) in want_roles {

@@ -811,4 +811,10 @@ mod soak {
     fn worker_pool() {
         super::soak("worker-pool");
     }
+
+    #[test]
+    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
+    fn work_stealing() {
+        super::soak("work-stealing");
+    }
 }

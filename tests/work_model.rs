@@ -212,6 +212,10 @@ macro_rules! per_pattern {
             fn worker_pool() {
                 super::$f("worker-pool");
             }
+            #[test]
+            fn work_stealing() {
+                super::$f("work-stealing");
+            }
         }
     };
 }

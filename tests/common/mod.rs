@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The three threading patterns, as spelled on the command line.
-pub const PATTERNS: [&str; 3] = ["basic", "multi-reader", "worker-pool"];
+pub const PATTERNS: [&str; 4] = ["basic", "multi-reader", "worker-pool", "work-stealing"];
 
 /// Read/write timeout of client sockets and bound of single replies.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
