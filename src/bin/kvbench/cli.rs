@@ -68,7 +68,7 @@ pub struct ServerArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "basic,multi-reader,worker-pool"
+        default_value = "basic,multi-reader,worker-pool,work-stealing"
     )]
     pub patterns: Vec<String>,
     /// The kvserve binary (default: `kvserve` next to this executable).

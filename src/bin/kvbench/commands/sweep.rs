@@ -65,6 +65,10 @@ impl Subject {
             "basic" => Some(Discipline::Single),
             "multi-reader" => Some(Discipline::Partitioned { servers: k }),
             "worker-pool" => Some(Discipline::Central { servers: k }),
+            // Ideal stealing: no reader idles while a batch waits anywhere,
+            // which is the central queue (with the same slice); real
+            // stealing approaches it from above.
+            "work-stealing" => Some(Discipline::Central { servers: k }),
             _ => None,
         }
     }
