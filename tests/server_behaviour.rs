@@ -853,7 +853,11 @@ fn thread_stats(pattern: &str) {
     let mut bytes_read = 0u64;
     let mut connections = 0u64;
     // Only work-stealing's readers add what they stole and lost.
-    let stealing_fields: Vec<&str> = want_fields.iter().copied().chain(["stolen", "lost"]).collect();
+    let stealing_fields: Vec<&str> = want_fields
+        .iter()
+        .copied()
+        .chain(["stolen", "lost"])
+        .collect();
     for (id, fields) in &threads {
         let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
         let want: &[&str] = if pattern == "work-stealing" && fields[0].1 == "reader" {

@@ -28,10 +28,7 @@ fn two_readers() -> Option<(KvServer, Vec<TcpStream>)> {
         eprintln!("kvserve-only test, skipped against memcached");
         return None;
     }
-    let server = KvServer::start(
-        "work-stealing",
-        &["-t", "2", "--work", "block:fixed:5ms"],
-    );
+    let server = KvServer::start("work-stealing", &["-t", "2", "--work", "block:fixed:5ms"]);
     let mut conns: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     // One request each, in order, so each is dealt before the next opens.
     for c in &mut conns {
@@ -93,7 +90,10 @@ fn an_idle_reader_steals_from_a_busy_one_and_replies_keep_their_order() {
     );
     // Both connections still serve, in order.
     for c in [0, 2] {
-        assert_eq!(request(&mut conns[c], b"get k3\r\n"), value_reply("k3", 0, b"v3"));
+        assert_eq!(
+            request(&mut conns[c], b"get k3\r\n"),
+            value_reply("k3", 0, b"v3")
+        );
     }
     assert!(server.stop().success());
 }
@@ -114,7 +114,10 @@ fn a_connection_that_closes_while_its_batch_is_stolen_is_forgotten() {
     });
     assert!(closed, "the closed connection is still counted open");
     let mut fresh = server.connect();
-    assert_eq!(request(&mut fresh, b"get k1\r\n"), value_reply("k1", 0, b"v1"));
+    assert_eq!(
+        request(&mut fresh, b"get k1\r\n"),
+        value_reply("k1", 0, b"v1")
+    );
     assert!(server.stop().success());
 }
 

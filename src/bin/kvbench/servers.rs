@@ -16,12 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use crate::measure::cpus::Affinity;
 
 /// The kvserve patterns kvbench knows how to start.
-pub const PATTERNS: [&str; 4] = [
-    "basic",
-    "multi-reader",
-    "worker-pool",
-    "work-stealing",
-];
+pub const PATTERNS: [&str; 4] = ["basic", "multi-reader", "worker-pool", "work-stealing"];
 /// How long a server gets to come up, and to stop after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);

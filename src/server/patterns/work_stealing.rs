@@ -30,7 +30,7 @@
 //! (a few µs of syscalls on two threads), more than a cheap batch takes
 //! where it is. So each reader keeps a running mean of what its batches
 //! take, and its queued batches are stolen, and sleeping readers woken for
-//! them, only when they add up to more than [`STEAL_WORTH`]: with cheap
+//! them, only when they add up to more than `STEAL_WORTH`: with cheap
 //! requests batches stay home and the pattern costs what multi-reader
 //! costs; with slow ones the first batch that waits is worth it.
 
@@ -60,9 +60,9 @@ use crate::server::shutdown::Shutdown;
 use crate::store::unix_now;
 
 /// The least work (queued batches times their mean cost) worth moving to
-/// another reader. Measured on 2 cores with kvbench `uniform` (cheap single
+/// another reader. On 2 shared cores with kvbench `uniform` (cheap single
 /// gets), stealing every waiting batch cost 14% more CPU per request than
-/// multi-reader, with about 1% of batches stolen.
+/// multi-reader in one (noisy) run, with about 1% of batches stolen.
 const STEAL_WORTH: Duration = Duration::from_micros(50);
 
 /// Starts `readers` reader threads and accepts on the calling thread until shutdown.
@@ -280,9 +280,7 @@ impl Reader {
                 // Only a look at new events between batches: giving the core
                 // away here (as `end_round` does) would cost a batch's worth
                 // of time slices to every other batch of a busy queue.
-                self.stats
-                    .busy_us
-                    .add(started.elapsed().as_micros() as u64);
+                self.stats.busy_us.add(started.elapsed().as_micros() as u64);
             } else {
                 end_round(&self.stats, started);
             }
@@ -317,9 +315,7 @@ impl Reader {
                 execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
                 self.stats.stolen.incr();
                 self.crew.hand_back(self.victim, batch);
-                self.stats
-                    .busy_us
-                    .add(started.elapsed().as_micros() as u64);
+                self.stats.busy_us.add(started.elapsed().as_micros() as u64);
                 return true;
             }
         }
@@ -468,5 +464,72 @@ impl Reader {
         for i in keys {
             self.close(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crew of `n` readers with nothing to steal, and their polls.
+    fn crew(n: usize) -> (Crew, Vec<Poll>) {
+        let mut crew = Crew::default();
+        let mut polls = Vec::new();
+        for _ in 0..n {
+            let poll = Poll::new().unwrap();
+            let waker = mio::Waker::new(poll.registry(), WAKER).unwrap();
+            let (home, _) = crossbeam_channel::unbounded();
+            crew.stealers.push(Worker::new_fifo().stealer());
+            crew.homes.push(home);
+            crew.notifiers.push(Arc::new(Notifier::new(waker)));
+            crew.asleep.push(AtomicBool::new(false));
+            crew.costs.push(Cost::default());
+            polls.push(poll);
+        }
+        (crew, polls)
+    }
+
+    fn woken(poll: &mut Poll) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn each_sleeper_is_woken_once_and_the_count_follows() {
+        let (crew, mut polls) = crew(3);
+        crew.wake_one(0); // nobody sleeps: nothing happens
+        assert!(polls.iter_mut().all(|p| !woken(p)));
+        crew.doze(1);
+        crew.doze(2);
+        crew.wake_one(0);
+        assert!(woken(&mut polls[1]) && !woken(&mut polls[2]));
+        assert_eq!(crew.sleepers.load(Ordering::SeqCst), 1);
+        crew.rise(1); // already woken: no second decrement
+        assert_eq!(crew.sleepers.load(Ordering::SeqCst), 1);
+        crew.wake_one(0);
+        assert!(woken(&mut polls[2]));
+        crew.wake_one(0);
+        assert!(polls.iter_mut().all(|p| !woken(p)));
+        assert_eq!(crew.sleepers.load(Ordering::SeqCst), 0);
+        crew.doze(0);
+        crew.rise(0); // up by itself
+        assert_eq!(crew.sleepers.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn only_queued_work_past_the_bar_is_worth_stealing() {
+        let cost = Cost::default();
+        assert!(!cost.worth_stealing(1000), "no batch timed yet");
+        for _ in 0..64 {
+            cost.add_sample(Duration::from_micros(5));
+        }
+        assert!(!cost.worth_stealing(1), "one cheap batch");
+        assert!(cost.worth_stealing(11), "enough cheap ones");
+        for _ in 0..64 {
+            cost.add_sample(Duration::from_millis(1));
+        }
+        assert!(cost.worth_stealing(1), "one slow batch");
+        assert!(!cost.worth_stealing(0));
     }
 }

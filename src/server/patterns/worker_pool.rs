@@ -298,7 +298,12 @@ impl Dispatch {
                 self.send_outbox();
             }
         }
-        drain_output(&mut self.poll, &mut self.clients, &self.stats, Client::conn_mut);
+        drain_output(
+            &mut self.poll,
+            &mut self.clients,
+            &self.stats,
+            Client::conn_mut,
+        );
         let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
         for i in keys {
             self.close(i);
