@@ -272,14 +272,22 @@ impl Reader {
                     Token(i) => self.on_event(i, Readiness::of(event)),
                 }
             }
+            // Batches long enough to be cut short: note the thread's CPU
+            // time, to tell below whether they ran or slept.
+            let long = self.crew.costs[self.me].get() >= SLICE.as_nanos() as u64 / 2;
+            let before = long.then(|| (Instant::now(), thread_cpu()));
             let cut_short = self.run_queue();
             for i in self.idle_check.expired(&self.clients, Client::conn) {
                 self.close(i);
             }
-            if cut_short {
-                // Only a look at new events between batches: giving the core
-                // away here (as `end_round` does) would cost a batch's worth
-                // of time slices to every other batch of a busy queue.
+            let slept = before.is_some_and(|(wall, cpu)| (thread_cpu() - cpu) * 2 < wall.elapsed());
+            if cut_short && slept {
+                // Batches that mostly slept (a slow backend call) gave the
+                // core away already: yielding it between them too, as
+                // `end_round` does, would cost every batch of a busy queue a
+                // share of time slices. Batches that ran keep the yield, so
+                // a reader spinning through a long queue lets the others
+                // (clients on the same cores) in.
                 self.stats.busy_us.add(started.elapsed().as_micros() as u64);
             } else {
                 end_round(&self.stats, started);
@@ -465,6 +473,17 @@ impl Reader {
             self.close(i);
         }
     }
+}
+
+/// The CPU time the calling thread has used (one clock_gettime call).
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime only writes the struct passed.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 #[cfg(test)]
