@@ -13,6 +13,7 @@ use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
 use crate::server::connection::{Connection, Next, Readiness};
+use mio::{Registry, Token};
 
 /// The longest a thread executes one connection's batch before handing the
 /// rest back to its owner, which queues it again behind the batches that
@@ -80,6 +81,43 @@ impl Client {
     pub fn conn_mut(&mut self) -> Option<&mut Connection> {
         self.batch.as_mut().map(|b| &mut b.conn)
     }
+
+    /// Moves a connection that is home along: replays the readiness it
+    /// missed while away, then writes, reads and parses, and while it stays
+    /// home watches for writability exactly while output is pending.
+    pub fn step(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        engine: &Engine,
+        stats: &ThreadStats,
+    ) -> Moved {
+        let Some(mut batch) = self.batch.take() else {
+            return Moved::Stays;
+        };
+        batch.conn.on_event(std::mem::take(&mut self.missed));
+        match advance(batch, engine, stats) {
+            Step::Home(mut batch) => {
+                let registered = batch.conn.update_interest(registry, token);
+                self.batch = Some(batch);
+                match registered {
+                    Ok(()) => Moved::Stays,
+                    Err(_) => Moved::Close,
+                }
+            }
+            Step::Sent(batch) => Moved::Ready(batch),
+            Step::Close => Moved::Close,
+        }
+    }
+}
+
+/// What the owner of a connection does after [`Client::step`].
+pub enum Moved {
+    /// Nothing: the connection waits for its client, or its batch is away.
+    Stays,
+    /// Parsed requests to execute: the batch leaves home.
+    Ready(Batch),
+    Close,
 }
 
 /// Executes a batch's requests in order and writes their replies, until
@@ -122,7 +160,7 @@ pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, no
 }
 
 /// Where a connection stands after [`advance`].
-pub enum Step {
+enum Step {
     /// Waiting for the client (to send or to read); the batch stays home.
     Home(Batch),
     /// Parsed requests are ready to execute.
@@ -132,7 +170,7 @@ pub enum Step {
 
 /// Writes pending replies, then parses the next batch of requests, reading
 /// more when none is complete.
-pub fn advance(mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
+fn advance(mut batch: Batch, engine: &Engine, stats: &ThreadStats) -> Step {
     if batch.broken {
         return Step::Close;
     }

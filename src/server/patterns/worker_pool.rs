@@ -41,7 +41,7 @@ use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::batch::{advance, execute_batch, Batch, Client, Step};
+use crate::server::batch::{execute_batch, Batch, Client, Moved};
 use crate::server::connection::{Connection, Readiness};
 use crate::server::event_loop::{
     drain_output, end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT,
@@ -229,24 +229,14 @@ impl Dispatch {
 
     /// Moves connection `i` along, unless a worker has it.
     fn serve(&mut self, i: usize) {
-        let client = &mut self.clients[i];
-        let Some(mut batch) = client.batch.take() else {
-            return;
-        };
-        batch.conn.on_event(std::mem::take(&mut client.missed));
-        match advance(batch, &self.engine, &self.stats) {
-            Step::Home(mut batch) => {
-                let registered = batch.conn.update_interest(self.poll.registry(), Token(i));
-                client.batch = Some(batch);
-                if registered.is_err() {
-                    self.close(i);
-                }
-            }
-            Step::Sent(batch) => {
+        let registry = self.poll.registry();
+        match self.clients[i].step(Token(i), registry, &self.engine, &self.stats) {
+            Moved::Stays => {}
+            Moved::Ready(batch) => {
                 self.in_flight += 1;
                 self.outbox.push(batch);
             }
-            Step::Close => self.close(i),
+            Moved::Close => self.close(i),
         }
     }
 
