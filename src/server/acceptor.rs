@@ -5,6 +5,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -21,11 +22,31 @@ use crate::server::shutdown::Shutdown;
 /// Where the acceptor sends a reader its new connections, and how it wakes it.
 pub type Inbox = (Sender<TcpStream>, Arc<Notifier>);
 
+/// Accepts and deals until shutdown (see [`deal`]), then closes the
+/// readers' inboxes and waits for the `readers` to finish: the acceptor
+/// thread's whole life in multi-reader and work-stealing.
+pub fn run(
+    poll: Poll,
+    listener: TcpListener,
+    inboxes: Vec<Inbox>,
+    readers: Vec<JoinHandle<()>>,
+    engine: &Engine,
+    stats: &ThreadStats,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    deal(poll, listener, &inboxes, engine, stats, shutdown)?;
+    drop(inboxes);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    Ok(())
+}
+
 /// Accepts on the calling thread until shutdown, dealing connections to
 /// `inboxes` round-robin. `poll` has the listener registered and a waker
 /// that shutdown wakes; `stats` are the acceptor's, registered before
 /// the readers' so that `stats threads` lists it first.
-pub fn deal(
+fn deal(
     mut poll: Poll,
     listener: TcpListener,
     inboxes: &[Inbox],

@@ -47,10 +47,6 @@ pub fn run(
         );
     }
 
-    acceptor::deal(poll, listener, &inboxes, engine, &stats, shutdown)?;
-    drop(inboxes);
-    for t in threads {
-        let _ = t.join();
-    }
+    acceptor::run(poll, listener, inboxes, threads, engine, &stats, shutdown)?;
     Ok(())
 }

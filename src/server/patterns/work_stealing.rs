@@ -118,11 +118,7 @@ pub fn run(
         );
     }
 
-    acceptor::deal(poll, listener, &inboxes, engine, &stats, shutdown)?;
-    drop(inboxes);
-    for t in threads {
-        let _ = t.join();
-    }
+    acceptor::run(poll, listener, inboxes, threads, engine, &stats, shutdown)?;
     Ok(())
 }
 
