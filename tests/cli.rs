@@ -8,9 +8,9 @@ mod common;
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{request, wait_until, KvServer, PATTERNS};
+use common::{exit_within, request, wait_until, KvServer, PATTERNS};
 
 /// How long a server that should refuse to start may take to exit.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
@@ -33,17 +33,8 @@ fn run_bounded(cmd: &mut Command) -> Output {
         let _ = pipes.1.read_to_end(&mut err);
         (out, err)
     });
-    let deadline = Instant::now() + REFUSAL_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    // Killed: a status that is not the refusal's, for the caller to report.
+    let status = exit_within(&mut child, REFUSAL_LIMIT).unwrap_or_else(|| child.wait().unwrap());
     let (stdout, stderr) = reader.join().unwrap();
     Output {
         status,

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, stat_u64, stats, KvServer, PATTERNS};
+use common::{exit_within, free_port, stat_u64, stats, KvServer, PATTERNS};
 use serde_json::Value;
 
 /// Longest any kvbench invocation here may take before it is killed.
@@ -35,18 +35,8 @@ fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
     let out = read_stdout.then(|| thread::spawn(move || read_all(stdout)));
     let stderr = child.stderr.take().unwrap();
     let err = thread::spawn(move || read_all(stderr));
-    let deadline = Instant::now() + KVBENCH_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(&mut child, KVBENCH_LIMIT)
+        .unwrap_or_else(|| panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}"));
     Output {
         status,
         stdout: out.map_or_else(Vec::new, |o| o.join().unwrap()),

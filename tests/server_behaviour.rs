@@ -541,20 +541,7 @@ fn sigterm_with_stderr_closed(pattern: &str) {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on our own child, not yet reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let status = exit_within(&mut child, Duration::from_secs(5));
     assert!(
         status.is_some_and(|s| s.success()),
         "[{pattern}] SIGTERM with stderr closed: {status:?} (None: still running after 5 s)"

@@ -14,8 +14,7 @@ use common::*;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a refused command line may take to exit.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,21 +33,7 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvserve");
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    if status.is_none() {
-        // Our own child, by its handle (SIGKILL to its PID).
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let status = exit_within(&mut child, EXIT_TIMEOUT);
     // The process is gone, so its stderr pipe is closed: this read ends.
     let mut stderr = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);

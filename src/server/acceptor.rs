@@ -12,9 +12,9 @@ use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll};
 
-use crate::engine::stats::ThreadStats;
+use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::event_loop::{ACCEPT_RETRY, POLL_TIMEOUT};
+use crate::server::event_loop::{wire_poll, ACCEPT_RETRY, POLL_TIMEOUT};
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
 use crate::server::shutdown::Shutdown;
@@ -22,30 +22,58 @@ use crate::server::shutdown::Shutdown;
 /// Where the acceptor sends a reader its new connections, and how it wakes it.
 pub type Inbox = (Sender<TcpStream>, Arc<Notifier>);
 
-/// Accepts and deals until shutdown (see [`deal`]), then closes the
-/// readers' inboxes and waits for the `readers` to finish: the acceptor
-/// thread's whole life in multi-reader and work-stealing.
-pub fn run(
+/// The accepting thread's listener, poller and statistics.
+pub struct Acceptor {
     poll: Poll,
     listener: TcpListener,
-    inboxes: Vec<Inbox>,
-    readers: Vec<JoinHandle<()>>,
-    engine: &Engine,
-    stats: &ThreadStats,
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    deal(poll, listener, &inboxes, engine, stats, shutdown)?;
-    drop(inboxes);
-    for reader in readers {
-        let _ = reader.join();
+    stats: Arc<ThreadStats>,
+}
+
+impl Acceptor {
+    /// Registers the listener, and a waker that only shutdown wakes (the
+    /// acceptor has no inbox). Made before the readers, so that `stats
+    /// threads` lists the acceptor first.
+    pub fn new(
+        mut listener: TcpListener,
+        engine: &Engine,
+        shutdown: &Shutdown,
+    ) -> io::Result<Acceptor> {
+        let (poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
+        Ok(Acceptor {
+            poll,
+            listener,
+            stats: engine.stats.register(Role::Acceptor),
+        })
     }
-    Ok(())
+
+    /// Accepts and deals until shutdown (see [`deal`]), then closes the
+    /// readers' inboxes and waits for the `readers` to finish: the
+    /// acceptor thread's whole life in multi-reader and work-stealing.
+    pub fn run(
+        self,
+        inboxes: Vec<Inbox>,
+        readers: Vec<JoinHandle<()>>,
+        engine: &Engine,
+        shutdown: &Shutdown,
+    ) -> io::Result<()> {
+        deal(
+            self.poll,
+            self.listener,
+            &inboxes,
+            engine,
+            &self.stats,
+            shutdown,
+        )?;
+        drop(inboxes);
+        for reader in readers {
+            let _ = reader.join();
+        }
+        Ok(())
+    }
 }
 
 /// Accepts on the calling thread until shutdown, dealing connections to
-/// `inboxes` round-robin. `poll` has the listener registered and a waker
-/// that shutdown wakes; `stats` are the acceptor's, registered before
-/// the readers' so that `stats threads` lists it first.
+/// `inboxes` round-robin.
 fn deal(
     mut poll: Poll,
     listener: TcpListener,

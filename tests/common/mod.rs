@@ -598,6 +598,23 @@ pub fn write_in_background(
 }
 
 /// Polls `cond` every 10 ms until it holds or `timeout` passes.
+/// Waits up to `limit` for `child` to exit; kills it (by its handle) if
+/// it is still running then. The exit status, or `None` if it was killed.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

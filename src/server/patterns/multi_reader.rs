@@ -19,20 +19,18 @@ use mio::net::TcpListener;
 
 use crate::engine::stats::Role;
 use crate::engine::Engine;
-use crate::server::acceptor::{self, Inbox};
-use crate::server::event_loop::{wire_poll, EventLoop, Intake};
+use crate::server::acceptor::{Acceptor, Inbox};
+use crate::server::event_loop::{EventLoop, Intake};
 use crate::server::shutdown::Shutdown;
 
 /// Starts `readers` reader threads and accepts on the calling thread until shutdown.
 pub fn run(
-    mut listener: TcpListener,
+    listener: TcpListener,
     readers: usize,
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    // The waker only serves shutdown: the acceptor has no inbox.
-    let (poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
-    let stats = engine.stats.register(Role::Acceptor);
+    let acceptor = Acceptor::new(listener, engine, shutdown)?;
 
     let mut inboxes: Vec<Inbox> = Vec::new();
     let mut threads = Vec::new();
@@ -47,6 +45,6 @@ pub fn run(
         );
     }
 
-    acceptor::run(poll, listener, inboxes, threads, engine, &stats, shutdown)?;
+    acceptor.run(inboxes, threads, engine, shutdown)?;
     Ok(())
 }

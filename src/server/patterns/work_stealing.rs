@@ -47,7 +47,7 @@ use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::acceptor::{self, Inbox};
+use crate::server::acceptor::{Acceptor, Inbox};
 use crate::server::batch::{execute_batch, Batch, Client, Moved, SLICE};
 use crate::server::connection::{Connection, Readiness};
 use crate::server::event_loop::{
@@ -67,14 +67,12 @@ const STEAL_WORTH: Duration = Duration::from_micros(50);
 
 /// Starts `readers` reader threads and accepts on the calling thread until shutdown.
 pub fn run(
-    mut listener: TcpListener,
+    listener: TcpListener,
     readers: usize,
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    // The waker only serves shutdown: the acceptor has no inbox.
-    let (poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
-    let stats = engine.stats.register(Role::Acceptor);
+    let acceptor = Acceptor::new(listener, engine, shutdown)?;
 
     let mut inboxes: Vec<Inbox> = Vec::new();
     let mut crew = Crew::default();
@@ -118,7 +116,7 @@ pub fn run(
         );
     }
 
-    acceptor::run(poll, listener, inboxes, threads, engine, &stats, shutdown)?;
+    acceptor.run(inboxes, threads, engine, shutdown)?;
     Ok(())
 }
 
