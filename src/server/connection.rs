@@ -66,6 +66,18 @@ impl Readiness {
         }
     }
 
+    /// What raw epoll event flags say, read as mio reads them (for
+    /// events taken from another thread's epoll).
+    pub fn of_epoll(flags: u32) -> Readiness {
+        let flags = flags as libc::c_int;
+        let read_closed = flags & libc::EPOLLHUP != 0
+            || (flags & libc::EPOLLIN != 0 && flags & libc::EPOLLRDHUP != 0);
+        Readiness {
+            readable: flags & (libc::EPOLLIN | libc::EPOLLPRI) != 0 || read_closed,
+            read_closed,
+        }
+    }
+
     /// Adds what a later event said.
     pub fn merge(&mut self, later: Readiness) {
         self.readable |= later.readable;

@@ -9,6 +9,8 @@
 //! - [`batch`]: a connection with its parsed requests, executed away from
 //!   its owner and handed back (worker-pool, work-stealing).
 //! - [`work_queue`]: the queue worker-pool's workers sleep on.
+//! - [`shared_epoll`]: watching and reading another thread's epoll
+//!   (work-stealing's readers helping one stuck in a long request).
 //! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
 //!   side by side.
 
@@ -21,6 +23,7 @@ pub mod event_loop;
 pub mod listener;
 pub mod notifier;
 pub mod patterns;
+pub mod shared_epoll;
 pub mod shutdown;
 pub mod work_queue;
 

@@ -1,48 +1,60 @@
 //! work-stealing: readers own connections as in multi-reader, and an idle
-//! reader steals parsed batches from a busy one, like ZygOS.
+//! reader takes work from a busy one, like ZygOS.
 //!
 //! ```text
 //!                         +--> reader 0: read, parse -> [queue] -> execute, write
 //!  clients -> acceptor ---+--> reader 1: ...             | steal  (when idle)
-//!        (round-robin)    +--> reader N-1 <--------------+  and hand back
+//!        (round-robin)    +--> reader N-1 <--------------+  or read for it
 //! ```
 //!
 //! The acceptor deals connections round-robin, as in multi-reader. Each
 //! reader reads and parses its own connections into batches (a connection
 //! with its parsed requests, as in worker-pool) on a local queue, and
 //! executes them itself, oldest first: with cheap requests nothing leaves
-//! the reader, so it costs what multi-reader costs. A reader with nothing of
-//! its own to do takes the oldest batch from another reader's queue,
-//! executes it, writes the replies and sends the connection back to its
-//! owner, which moves it on (readiness events that came meanwhile are kept
-//! and replayed, as in worker-pool). A connection has at most one batch
-//! away, so its requests are answered in order.
+//! the reader, so it costs what multi-reader costs. A connection has at
+//! most one batch out, so its requests are answered in order.
 //!
-//! Waking thieves: an idle reader sleeps in its poll. A reader that is about
-//! to execute a batch while others wait behind it wakes one sleeping reader
-//! (one atomic load when none sleeps), which steals before it sleeps again;
-//! this is what lets a reader blocked in a slow request (`--work block:..`)
-//! have its other connections served. A reader steals only when its own
-//! queue is empty, and polls its own connections between stolen batches, so
-//! stolen work cannot starve its own.
+//! A reader's connections (its [`Home`]) sit behind a lock that the reader
+//! holds while it reads, parses and runs cheap batches, and lets go of
+//! while it executes a long one. Whoever holds it may move those
+//! connections along; that is how idle readers help, in two ways:
 //!
-//! What is worth stealing: moving a batch costs a wake-up and a hand-back
-//! (a few µs of syscalls on two threads), more than a cheap batch takes
-//! where it is. So each reader keeps a running mean of what its batches
-//! take, and its queued batches are stolen, and sleeping readers woken for
-//! them, only when they add up to more than `STEAL_WORTH`: with cheap
-//! requests batches stay home and the pattern costs what multi-reader
+//! - **Stealing.** A reader with nothing of its own to do takes the oldest
+//!   batch from another reader's queue, executes it, writes the replies,
+//!   and moves the connection on under its owner's lock.
+//! - **Reading for a stuck reader.** A request that arrives while its
+//!   reader executes a long one (`--work block:..`) would wait unread, not
+//!   stealable, until that one ends: a partitioned queue again. So a
+//!   reader about to execute a long batch asks a sleeping reader to watch
+//!   its epoll ([`shared_epoll`]); the watcher wakes on the first new
+//!   event, takes the events from the stuck reader's epoll, reads and
+//!   parses those connections under its lock, and executes the batches
+//!   (which other idle readers may steal from it in turn). ZygOS gets the
+//!   same effect with an inter-processor interrupt to the busy core.
+//!
+//! Waking helpers: an idle reader sleeps in its poll. A reader that is
+//! about to execute a batch while others wait behind it wakes one sleeping
+//! reader (one atomic load when none sleeps). A reader steals only when its
+//! own queue is empty, so stolen work cannot starve its own.
+//!
+//! What is worth moving: moving a batch costs a wake-up (a few µs of
+//! syscalls on two threads), more than a cheap batch takes where it is. So
+//! each reader keeps a running mean of what its batches take; its queued
+//! batches are stolen, sleeping readers woken for them, and its connections
+//! watched, only when the work at stake is more than `STEAL_WORTH`: with
+//! cheap requests nothing moves and the pattern costs what multi-reader
 //! costs; with slow ones the first batch that waits is worth it.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use crossbeam_deque::{Steal, Stealer, Worker};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
@@ -56,14 +68,21 @@ use crate::server::event_loop::{
 };
 use crate::server::listener::connection_closed;
 use crate::server::notifier::Notifier;
+use crate::server::shared_epoll;
 use crate::server::shutdown::Shutdown;
 use crate::store::unix_now;
 
-/// The least work (queued batches times their mean cost) worth moving to
-/// another reader. On 2 shared cores with kvbench `uniform` (cheap single
-/// gets), stealing every waiting batch cost 14% more CPU per request than
-/// multi-reader in one (noisy) run, with about 1% of batches stolen.
+/// The least work (queued batches times their mean cost, or one batch
+/// about to run) worth moving to another reader. On 2 shared cores with
+/// kvbench `uniform` (cheap single gets), stealing every waiting batch cost
+/// 14% more CPU per request than multi-reader in one (noisy) run, with
+/// about 1% of batches stolen.
 const STEAL_WORTH: Duration = Duration::from_micros(50);
+
+/// Tokens from `HELP` up, in a reader's epoll, say that reader `token -
+/// HELP`'s epoll has events while that reader is stuck. Connection tokens
+/// (slab keys) never get this high.
+const HELP: usize = 1 << 62;
 
 /// Starts `readers` reader threads and accepts on the calling thread until shutdown.
 pub fn run(
@@ -77,36 +96,42 @@ pub fn run(
     let mut inboxes: Vec<Inbox> = Vec::new();
     let mut crew = Crew::default();
     let mut parts = Vec::new();
-    for _ in 0..readers {
+    for owner in 0..readers {
         let (poll, notifier) = wire_poll(None, shutdown)?;
         let (inbox_tx, inbox) = crossbeam_channel::unbounded();
-        let (home_tx, home) = crossbeam_channel::unbounded();
         let queue = Worker::new_fifo();
+        let stats = engine.stats.register(Role::StealingReader);
         inboxes.push((inbox_tx, Arc::clone(&notifier)));
         crew.stealers.push(queue.stealer());
-        crew.homes.push(home_tx);
-        crew.notifiers.push(Arc::clone(&notifier));
+        crew.homes.push(Mutex::new(Home {
+            owner,
+            clients: Slab::new(),
+            registry: poll.registry().try_clone()?,
+            inbox,
+            away: 0,
+        }));
+        crew.epolls
+            .push(poll.registry().as_fd().try_clone_to_owned()?);
+        crew.notifiers.push(notifier);
         crew.asleep.push(AtomicBool::new(false));
+        crew.stuck.push(AtomicBool::new(false));
+        crew.watched.push(AtomicBool::new(false));
         crew.costs.push(Cost::default());
-        parts.push((poll, notifier, inbox, home, queue));
+        crew.stats.push(Arc::clone(&stats));
+        parts.push((poll, queue, stats));
     }
     let crew = Arc::new(crew);
     let mut threads = Vec::new();
-    for (me, (poll, notifier, inbox, home, queue)) in parts.into_iter().enumerate() {
+    for (me, (poll, queue, stats)) in parts.into_iter().enumerate() {
         let reader = Reader {
             me,
             poll,
-            notifier,
-            inbox,
-            home,
-            clients: Slab::new(),
             queue,
-            away: 0,
             victim: me,
             crew: Arc::clone(&crew),
             idle_check: IdleCheck::new(engine.settings.idle_timeout),
             engine: Arc::clone(engine),
-            stats: engine.stats.register(Role::StealingReader),
+            stats,
             shutdown: Arc::clone(shutdown),
         };
         threads.push(
@@ -120,21 +145,27 @@ pub fn run(
     Ok(())
 }
 
-/// What the readers share: how to steal from each, send a connection home
-/// to it, and wake it; and which of them sleep in their poll.
+/// What the readers share, one entry per reader.
 #[derive(Default)]
 struct Crew {
-    stealers: Vec<Stealer<Batch>>,
-    homes: Vec<Sender<Batch>>,
+    stealers: Vec<Stealer<Owned>>,
+    homes: Vec<Mutex<Home>>,
+    /// Each reader's epoll, for others to watch and read.
+    epolls: Vec<OwnedFd>,
     notifiers: Vec<Arc<Notifier>>,
-    /// Per reader: asleep in its poll with nothing to steal, and not yet
-    /// woken to steal.
+    /// Asleep in its poll with nothing to steal, and not yet woken to steal.
     asleep: Vec<AtomicBool>,
     /// How many `asleep` are set (at least): one load tells a busy reader
     /// that nobody could help, so a loaded server pays no wake-ups.
     sleepers: AtomicUsize,
-    /// Per reader: the running mean of what its batches take to execute.
+    /// Executing a long batch with its home let go: worth watching.
+    stuck: Vec<AtomicBool>,
+    /// Its epoll is watched by another reader (at most one at a time).
+    watched: Vec<AtomicBool>,
+    /// The running mean of what its batches take to execute.
     costs: Vec<Cost>,
+    /// Its statistics, where others count the batches they took from it.
+    stats: Vec<Arc<ThreadStats>>,
 }
 
 /// A reader's mean batch cost in nanoseconds, written by that reader after
@@ -197,17 +228,48 @@ impl Crew {
         }
     }
 
-    /// Sends a stolen batch back to its owner and wakes it. If the owner
-    /// has stopped (shutdown past its drain deadline), dropping the batch
-    /// closes the connection.
-    fn hand_back(&self, owner: usize, batch: Batch) {
-        if self.homes[owner].send(batch).is_ok() {
-            self.notifiers[owner].notify();
+    /// Reader `me` lets go of its home to execute a long batch: a sleeping
+    /// reader, if any, watches its epoll until then.
+    fn get_stuck(&self, me: usize) {
+        self.stuck[me].store(true, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let n = self.asleep.len();
+        for k in 1..n {
+            let other = (me + k) % n;
+            if self.asleep[other].load(Ordering::SeqCst) && self.watch(other, me) {
+                return;
+            }
         }
     }
 
+    /// Reader `watcher` will be told when stuck reader `owner` has events,
+    /// unless another reader watches it already. `false` if it will not.
+    fn watch(&self, watcher: usize, owner: usize) -> bool {
+        if self.watched[owner].swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let told = shared_epoll::watch_once(
+            &self.epolls[watcher],
+            &self.epolls[owner],
+            Token(HELP + owner),
+        );
+        // ELOOP: `owner` watches `watcher` already; let another try.
+        if told.is_err() {
+            self.watched[owner].store(false, Ordering::SeqCst);
+        }
+        told.is_ok()
+    }
+
+    /// The watch that `epoll`'s owner kept on `owner` has fired: over.
+    fn end_watch(&self, epoll: usize, owner: usize) {
+        shared_epoll::unwatch(&self.epolls[epoll], &self.epolls[owner]);
+        self.watched[owner].store(false, Ordering::SeqCst);
+    }
+
     /// The oldest batch queued at `victim`, if its queue is worth stealing from.
-    fn steal_from(&self, victim: usize) -> Option<Batch> {
+    fn steal_from(&self, victim: usize) -> Option<Owned> {
         let stealer = &self.stealers[victim];
         if !self.costs[victim].worth_stealing(stealer.len()) {
             return None;
@@ -220,22 +282,133 @@ impl Crew {
             }
         }
     }
+
+    fn home(&self, owner: usize) -> MutexGuard<'_, Home> {
+        // A panic while holding a home is a bug; its connections are still
+        // consistent enough to serve and close.
+        self.homes[owner]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A batch on a queue, and the reader whose connection it is.
+struct Owned {
+    owner: usize,
+    batch: Batch,
+}
+
+/// One reader's connections, moved along by whoever holds the lock: the
+/// reader itself, a thief finishing a batch, or a reader reading for it.
+struct Home {
+    owner: usize,
+    clients: Slab<Client>,
+    /// The owner's epoll, to register its connections in.
+    registry: Registry,
+    inbox: Receiver<TcpStream>,
+    /// Connections whose batch is queued somewhere or executing.
+    away: usize,
+}
+
+/// The thread moving a home's connections along: where it counts, and
+/// where parsed batches go (its own queue).
+struct Hands<'a> {
+    engine: &'a Engine,
+    stats: &'a ThreadStats,
+    queue: &'a Worker<Owned>,
+}
+
+impl Home {
+    /// Acts on one event taken from the owner's epoll. A watch that fired
+    /// in it (the owner was watching someone) is put in `watches`.
+    fn on_event(
+        &mut self,
+        token: Token,
+        readiness: Readiness,
+        crew: &Crew,
+        hands: &Hands,
+        watches: &mut Vec<(usize, usize)>,
+    ) {
+        match token {
+            WAKER => self.take_mail(&crew.notifiers[self.owner], crew, hands),
+            Token(t) if t >= HELP => watches.push((self.owner, t - HELP)),
+            Token(i) => {
+                if let Some(client) = self.clients.get_mut(i) {
+                    client.missed.merge(readiness);
+                    self.serve(i, hands);
+                }
+            }
+        }
+    }
+
+    /// New connections from the acceptor.
+    fn take_mail(&mut self, notifier: &Notifier, crew: &Crew, hands: &Hands) {
+        notifier.clear();
+        let streams: Vec<TcpStream> = self.inbox.try_iter().collect();
+        for stream in streams {
+            crew.stats[self.owner].connections.incr();
+            self.add(stream, hands);
+        }
+    }
+
+    fn add(&mut self, stream: TcpStream, hands: &Hands) {
+        let entry = self.clients.vacant_entry();
+        let i = entry.key();
+        let mut conn = Connection::new(stream);
+        if let Err(e) = conn.register(&self.registry, Token(i)) {
+            tracing::warn!(error = %e, "cannot register connection");
+            connection_closed(hands.engine);
+            return;
+        }
+        entry.insert(Client::new(Batch::new(i, conn)));
+        self.serve(i, hands);
+    }
+
+    /// A batch is executed: its connection moves on.
+    fn finish(&mut self, batch: Batch, hands: &Hands) {
+        self.away -= 1;
+        let i = batch.token;
+        if let Some(client) = self.clients.get_mut(i) {
+            client.batch = Some(batch);
+            self.serve(i, hands);
+        }
+    }
+
+    /// Moves connection `i` along, unless its batch is away: writes,
+    /// reads, and queues what it parsed on the hands' queue.
+    fn serve(&mut self, i: usize, hands: &Hands) {
+        let step = self.clients[i].step(Token(i), &self.registry, hands.engine, hands.stats);
+        match step {
+            Moved::Stays => {}
+            Moved::Ready(batch) => {
+                self.away += 1;
+                hands.queue.push(Owned {
+                    owner: self.owner,
+                    batch,
+                });
+            }
+            Moved::Close => self.close(i, hands.engine),
+        }
+    }
+
+    /// Forgets connection `i`. One whose batch is away (only at shutdown,
+    /// past the drain deadline) closes when its batch is dropped.
+    fn close(&mut self, i: usize, engine: &Engine) {
+        let client = self.clients.remove(i);
+        if let Some(mut batch) = client.batch {
+            let _ = self.registry.deregister(&mut batch.conn.stream);
+        }
+        connection_closed(engine);
+    }
 }
 
 /// One reader thread's state.
 struct Reader {
     me: usize,
     poll: Poll,
-    /// Wakes this reader: new connections, connections home, work to steal.
-    notifier: Arc<Notifier>,
-    inbox: Receiver<TcpStream>,
-    /// Connections that thieves send back.
-    home: Receiver<Batch>,
-    clients: Slab<Client>,
-    /// Parsed batches of this reader's connections, oldest first.
-    queue: Worker<Batch>,
-    /// This reader's connections whose batch is queued or stolen.
-    away: usize,
+    /// Parsed batches, oldest first: of this reader's connections, and of
+    /// connections it read for a stuck reader.
+    queue: Worker<Owned>,
     /// The reader stolen from last: victims are tried round-robin.
     victim: usize,
     crew: Arc<Crew>,
@@ -248,10 +421,11 @@ struct Reader {
 impl Reader {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let crew = Arc::clone(&self.crew);
         loop {
             let timeout = self.next_timeout();
             let polled = wait_for_events(&mut self.poll, &mut events, timeout);
-            self.crew.rise(self.me);
+            crew.rise(self.me);
             if !polled {
                 continue;
             }
@@ -260,19 +434,32 @@ impl Reader {
                 self.drain();
                 return;
             }
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => self.take_mail(),
-                    Token(i) => self.on_event(i, Readiness::of(event)),
+            let mut home = Some(crew.home(self.me));
+            let mut watches = Vec::new();
+            if let Some(home) = &mut home {
+                let hands = self.hands();
+                for event in events.iter() {
+                    home.on_event(
+                        event.token(),
+                        Readiness::of(event),
+                        &crew,
+                        &hands,
+                        &mut watches,
+                    );
                 }
+            }
+            if !watches.is_empty() {
+                home = None;
+                self.answer(watches);
             }
             // Batches long enough to be cut short: note the thread's CPU
             // time, to tell below whether they ran or slept.
-            let long = self.crew.costs[self.me].get() >= SLICE.as_nanos() as u64 / 2;
+            let long = crew.costs[self.me].get() >= SLICE.as_nanos() as u64 / 2;
             let before = long.then(|| (Instant::now(), thread_cpu()));
-            let cut_short = self.run_queue();
-            for i in self.idle_check.expired(&self.clients, Client::conn) {
-                self.close(i);
+            let cut_short = self.run_queue(&crew, &mut home);
+            let home = home.get_or_insert_with(|| crew.home(self.me));
+            for i in self.idle_check.expired(&home.clients, Client::conn) {
+                home.close(i, &self.engine);
             }
             let slept = before.is_some_and(|(wall, cpu)| (thread_cpu() - cpu) * 2 < wall.elapsed());
             if cut_short && slept {
@@ -289,8 +476,17 @@ impl Reader {
         }
     }
 
+    fn hands(&self) -> Hands<'_> {
+        Hands {
+            engine: &self.engine,
+            stats: &self.stats,
+            queue: &self.queue,
+        }
+    }
+
     /// How long the next poll may sleep: not at all while this reader has
-    /// work, or just stole some; otherwise until an event or a wake-up.
+    /// work, or just stole some; otherwise until an event, a wake-up, or
+    /// news from a stuck reader it watches.
     fn next_timeout(&mut self) -> Duration {
         if !self.queue.is_empty() || self.shutdown.is_requested() || self.steal() {
             return Duration::ZERO;
@@ -299,11 +495,17 @@ impl Reader {
         if self.steal() {
             return Duration::ZERO;
         }
+        let crew = &self.crew;
+        for owner in (0..crew.stuck.len()).filter(|&o| o != self.me) {
+            if crew.stuck[owner].load(Ordering::SeqCst) {
+                crew.watch(self.me, owner);
+            }
+        }
         POLL_TIMEOUT
     }
 
     /// Steals one batch from the other readers, round-robin, executes it
-    /// and sends it home. `false` if there was nothing to steal.
+    /// and moves its connection on. `false` if there was nothing to steal.
     fn steal(&mut self) -> bool {
         let n = self.crew.stealers.len();
         for _ in 1..n {
@@ -311,12 +513,12 @@ impl Reader {
             if self.victim == self.me {
                 self.victim = (self.victim + 1) % n;
             }
-            if let Some(mut batch) = self.crew.steal_from(self.victim) {
+            if let Some(Owned { owner, mut batch }) = self.crew.steal_from(self.victim) {
                 self.crew.rise(self.me);
                 let started = Instant::now();
                 execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
-                self.stats.stolen.incr();
-                self.crew.hand_back(self.victim, batch);
+                let crew = Arc::clone(&self.crew);
+                self.finish(&crew, owner, batch, &mut None);
                 self.stats.busy_us.add(started.elapsed().as_micros() as u64);
                 return true;
             }
@@ -324,27 +526,57 @@ impl Reader {
         false
     }
 
-    /// Executes this reader's queued batches, oldest first, for about a
-    /// [`SLICE`], so that long batches let its events be polled between
-    /// them. Batches waiting behind the one it runs wake a sleeping reader
-    /// to steal them, when they are worth it. `true` if the slice ran out
-    /// with batches left.
-    fn run_queue(&mut self) -> bool {
+    /// Watches that fired, as `(epoll it fired in, stuck reader)`: each is
+    /// over; read for the stuck reader if it still is, and this reader has
+    /// nothing of its own queued. Called holding no home.
+    fn answer(&mut self, mut watches: Vec<(usize, usize)>) {
         let crew = Arc::clone(&self.crew);
+        while let Some((epoll, owner)) = watches.pop() {
+            crew.end_watch(epoll, owner);
+            if !self.queue.is_empty() || !crew.stuck[owner].load(Ordering::SeqCst) {
+                continue;
+            }
+            // Stuck means not holding its home, unless it is just back.
+            let Ok(mut home) = crew.homes[owner].try_lock() else {
+                continue;
+            };
+            let hands = self.hands();
+            for (token, readiness) in shared_epoll::harvest(&crew.epolls[owner]) {
+                home.on_event(token, readiness, &crew, &hands, &mut watches);
+            }
+        }
+    }
+
+    /// Executes the queued batches, oldest first, for about a [`SLICE`],
+    /// so that long batches let its events be polled between them. Holds
+    /// this reader's home (`home`) while batches are cheap; lets go of it
+    /// while a long one runs, having asked a sleeping reader to watch its
+    /// connections. Batches waiting behind the one it runs wake a sleeping
+    /// reader to steal them, when they are worth it. `true` if the slice
+    /// ran out with batches left.
+    fn run_queue<'c>(&self, crew: &'c Crew, home: &mut Option<MutexGuard<'c, Home>>) -> bool {
         let cost = &crew.costs[self.me];
         let started = Instant::now();
         let mut batch_start = started;
-        while let Some(mut batch) = self.queue.pop() {
+        while let Some(Owned { owner, mut batch }) = self.queue.pop() {
             if cost.worth_stealing(self.queue.len()) {
                 crew.wake_one(self.me);
             }
+            let long = cost.worth_stealing(1);
+            if long {
+                *home = None;
+                crew.get_stuck(self.me);
+            }
             execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
+            if long {
+                crew.stuck[self.me].store(false, Ordering::SeqCst);
+            }
             // Timed from the previous batch's end, one clock read per batch:
             // the cost includes moving the previous connection on.
             let now = Instant::now();
             cost.add_sample(now - batch_start);
             batch_start = now;
-            self.finish(batch);
+            self.finish(crew, owner, batch, home);
             if now - started >= SLICE {
                 return !self.queue.is_empty();
             }
@@ -352,109 +584,69 @@ impl Reader {
         false
     }
 
-    /// New connections from the acceptor, and connections thieves sent home.
-    fn take_mail(&mut self) {
-        self.notifier.clear();
-        let streams: Vec<TcpStream> = self.inbox.try_iter().collect();
-        for stream in streams {
-            self.stats.connections.incr();
-            self.add(stream);
+    /// A batch is executed: its connection moves on, under its owner's
+    /// lock. `home` is this reader's, held or not; it is let go of before
+    /// another's is taken, so that no reader holds two.
+    fn finish<'c>(
+        &self,
+        crew: &'c Crew,
+        owner: usize,
+        batch: Batch,
+        home: &mut Option<MutexGuard<'c, Home>>,
+    ) {
+        let hands = self.hands();
+        if owner == self.me {
+            home.get_or_insert_with(|| crew.home(self.me))
+                .finish(batch, &hands);
+        } else {
+            *home = None;
+            self.stats.stolen.incr();
+            crew.stats[owner].lost.incr();
+            crew.home(owner).finish(batch, &hands);
         }
-        while let Ok(batch) = self.home.try_recv() {
-            self.stats.lost.incr();
-            self.finish(batch);
-        }
-    }
-
-    fn add(&mut self, stream: TcpStream) {
-        let entry = self.clients.vacant_entry();
-        let i = entry.key();
-        let mut conn = Connection::new(stream);
-        if let Err(e) = conn.register(self.poll.registry(), Token(i)) {
-            tracing::warn!(error = %e, "cannot register connection");
-            connection_closed(&self.engine);
-            return;
-        }
-        entry.insert(Client::new(Batch::new(i, conn)));
-        self.serve(i);
-    }
-
-    /// A readiness event: serve the connection, or note the event until
-    /// its batch is back.
-    fn on_event(&mut self, i: usize, readiness: Readiness) {
-        if let Some(client) = self.clients.get_mut(i) {
-            client.missed.merge(readiness);
-            self.serve(i);
-        }
-    }
-
-    /// A batch is executed (here or by a thief): its connection moves on.
-    fn finish(&mut self, batch: Batch) {
-        self.away -= 1;
-        let i = batch.token;
-        if let Some(client) = self.clients.get_mut(i) {
-            client.batch = Some(batch);
-            self.serve(i);
-        }
-    }
-
-    /// Moves connection `i` along, unless its batch is away: writes,
-    /// reads, and queues what it parsed.
-    fn serve(&mut self, i: usize) {
-        let registry = self.poll.registry();
-        match self.clients[i].step(Token(i), registry, &self.engine, &self.stats) {
-            Moved::Stays => {}
-            Moved::Ready(batch) => {
-                self.away += 1;
-                self.queue.push(batch);
-            }
-            Moved::Close => self.close(i),
-        }
-    }
-
-    /// Forgets connection `i`. One whose batch is away (only at shutdown,
-    /// past the drain deadline) closes when its batch is dropped.
-    fn close(&mut self, i: usize) {
-        let client = self.clients.remove(i);
-        if let Some(mut batch) = client.batch {
-            let _ = self.poll.registry().deregister(&mut batch.conn.stream);
-        }
-        connection_closed(&self.engine);
     }
 
     /// Shutdown: answer what clients sent before the signal, including
-    /// batches queued here or stolen (waiting for them to come home), write
-    /// the replies within a bounded time, close everything.
+    /// batches queued or executing anywhere (waiting for them to be
+    /// finished), write the replies within a bounded time, close
+    /// everything.
     fn drain(&mut self) {
         let deadline = Instant::now() + DRAIN_TIMEOUT;
-        self.take_mail();
-        // Last call: what clients sent may still be in the sockets, with
-        // its readiness event not yet taken.
-        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
-        for &i in &keys {
-            if let Some(conn) = self.clients.get_mut(i).and_then(Client::conn_mut) {
-                conn.expect_input();
-                self.serve(i);
+        let crew = Arc::clone(&self.crew);
+        {
+            let mut home = crew.home(self.me);
+            let hands = self.hands();
+            home.take_mail(&crew.notifiers[self.me], &crew, &hands);
+            // Last call: what clients sent may still be in the sockets,
+            // with its readiness event not yet taken.
+            let keys: Vec<usize> = home.clients.iter().map(|(i, _)| i).collect();
+            for i in keys {
+                if let Some(conn) = home.clients.get_mut(i).and_then(Client::conn_mut) {
+                    conn.expect_input();
+                    home.serve(i, &hands);
+                }
             }
         }
-        while self.away > 0 && Instant::now() < deadline {
-            if let Some(mut batch) = self.queue.pop() {
+        while Instant::now() < deadline {
+            if let Some(Owned { owner, mut batch }) = self.queue.pop() {
                 execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
-                self.finish(batch);
-            } else if let Ok(batch) = self.home.recv_timeout(Duration::from_millis(50)) {
-                self.stats.lost.incr();
-                self.finish(batch);
+                self.finish(&crew, owner, batch, &mut None);
+            } else if crew.home(self.me).away == 0 {
+                break;
+            } else if !self.steal() {
+                thread::sleep(Duration::from_millis(1));
             }
         }
+        let mut home = crew.home(self.me);
         drain_output(
             &mut self.poll,
-            &mut self.clients,
+            &mut home.clients,
             &self.stats,
             Client::conn_mut,
         );
-        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        let keys: Vec<usize> = home.clients.iter().map(|(i, _)| i).collect();
         for i in keys {
-            self.close(i);
+            home.close(i, &self.engine);
         }
     }
 }
@@ -481,11 +673,13 @@ mod tests {
         for _ in 0..n {
             let poll = Poll::new().unwrap();
             let waker = mio::Waker::new(poll.registry(), WAKER).unwrap();
-            let (home, _) = crossbeam_channel::unbounded();
             crew.stealers.push(Worker::new_fifo().stealer());
-            crew.homes.push(home);
+            crew.epolls
+                .push(poll.registry().as_fd().try_clone_to_owned().unwrap());
             crew.notifiers.push(Arc::new(Notifier::new(waker)));
             crew.asleep.push(AtomicBool::new(false));
+            crew.stuck.push(AtomicBool::new(false));
+            crew.watched.push(AtomicBool::new(false));
             crew.costs.push(Cost::default());
             polls.push(poll);
         }
@@ -518,6 +712,39 @@ mod tests {
         crew.doze(0);
         crew.rise(0); // up by itself
         assert_eq!(crew.sleepers.load(Ordering::SeqCst), 0);
+    }
+
+    fn tokens(poll: &mut Poll, wait: Duration) -> Vec<Token> {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(wait)).unwrap();
+        events.iter().map(|e| e.token()).collect()
+    }
+
+    #[test]
+    fn a_stuck_reader_is_watched_by_one_sleeper_until_its_next_event() {
+        let (crew, mut polls) = crew(3);
+        crew.get_stuck(0); // nobody sleeps: nobody watches
+        assert!(crew.stuck[0].load(Ordering::SeqCst));
+        assert!(!crew.watched[0].load(Ordering::SeqCst));
+        crew.doze(2);
+        crew.get_stuck(0);
+        assert!(crew.watched[0].load(Ordering::SeqCst));
+        assert!(!crew.watch(1, 0), "one watcher at a time");
+        assert!(
+            tokens(&mut polls[2], Duration::ZERO).is_empty(),
+            "no event yet"
+        );
+        crew.notifiers[0].notify(); // reader 0's epoll gets an event
+        let told = tokens(&mut polls[2], Duration::from_secs(5));
+        assert_eq!(told, [Token(HELP)]);
+        assert!(tokens(&mut polls[1], Duration::ZERO).is_empty());
+        crew.end_watch(2, 0);
+        assert!(!crew.watched[0].load(Ordering::SeqCst));
+        // Reader 0 watches reader 2: 2 cannot watch 0 back (a circle).
+        assert!(crew.watch(0, 2));
+        assert!(!crew.watch(2, 0));
+        assert!(!crew.watched[0].load(Ordering::SeqCst));
+        assert!(crew.watch(1, 0), "another may");
     }
 
     #[test]
