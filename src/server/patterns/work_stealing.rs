@@ -47,11 +47,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Steal, Stealer, Worker};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Registry, Token};
@@ -79,6 +79,10 @@ use crate::store::unix_now;
 /// about 1% of batches stolen.
 const STEAL_WORTH: Duration = Duration::from_micros(50);
 
+/// How far one batch's time may lie above twice its reader's mean cost;
+/// see [`Cost::add_sample`].
+const COST_STEP: Duration = Duration::from_micros(10);
+
 /// Tokens from `HELP` up, in a reader's epoll, say that reader `token -
 /// HELP`'s epoll has events while that reader is stuck. Connection tokens
 /// (slab keys) never get this high.
@@ -99,6 +103,7 @@ pub fn run(
     for owner in 0..readers {
         let (poll, notifier) = wire_poll(None, shutdown)?;
         let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+        let (returns_tx, returns) = crossbeam_channel::unbounded();
         let queue = Worker::new_fifo();
         let stats = engine.stats.register(Role::StealingReader);
         inboxes.push((inbox_tx, Arc::clone(&notifier)));
@@ -108,8 +113,10 @@ pub fn run(
             clients: Slab::new(),
             registry: poll.registry().try_clone()?,
             inbox,
+            returns,
             away: 0,
         }));
+        crew.returns.push(returns_tx);
         crew.epolls
             .push(poll.registry().as_fd().try_clone_to_owned()?);
         crew.notifiers.push(notifier);
@@ -150,6 +157,8 @@ pub fn run(
 struct Crew {
     stealers: Vec<Stealer<Owned>>,
     homes: Vec<Mutex<Home>>,
+    /// Where a batch goes when its owner's home is busy.
+    returns: Vec<Sender<Batch>>,
     /// Each reader's epoll, for others to watch and read.
     epolls: Vec<OwnedFd>,
     notifiers: Vec<Arc<Notifier>>,
@@ -180,10 +189,15 @@ impl Cost {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// Folds in one batch's time (weight 1/8).
+    /// Folds in one batch's time (weight 1/8), counting at most twice the
+    /// mean plus [`COST_STEP`]: a cheap batch during which the reader was
+    /// preempted for a few ms (clients share the cores) must not make its
+    /// batches look worth stealing, while a real change to slow requests
+    /// still shows within a few dozen batches (12% a batch).
     fn add_sample(&self, took: Duration) {
         let mean = self.get();
         let sample = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let sample = sample.min(mean.saturating_mul(2) + COST_STEP.as_nanos() as u64);
         self.0
             .store(mean - mean / 8 + sample / 8, Ordering::Relaxed);
     }
@@ -232,13 +246,18 @@ impl Crew {
     /// reader, if any, watches its epoll until then.
     fn get_stuck(&self, me: usize) {
         self.stuck[me].store(true, Ordering::SeqCst);
+        self.find_watcher(me);
+    }
+
+    /// Asks a sleeping reader to watch `owner`'s epoll, if any sleeps.
+    fn find_watcher(&self, owner: usize) {
         if self.sleepers.load(Ordering::SeqCst) == 0 {
             return;
         }
         let n = self.asleep.len();
         for k in 1..n {
-            let other = (me + k) % n;
-            if self.asleep[other].load(Ordering::SeqCst) && self.watch(other, me) {
+            let other = (owner + k) % n;
+            if self.asleep[other].load(Ordering::SeqCst) && self.watch(other, owner) {
                 return;
             }
         }
@@ -283,6 +302,24 @@ impl Crew {
         }
     }
 
+    /// Moves a batch executed away from home on: here if its home is free
+    /// (its owner is stuck or asleep), else by its owner, woken for it, so
+    /// that a thief never waits for a busy owner's round to end.
+    fn give_back(&self, owner: usize, batch: Batch, hands: &Hands) {
+        match self.homes[owner].try_lock() {
+            Ok(mut home) => home.finish(batch, hands),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().finish(batch, hands),
+            Err(TryLockError::WouldBlock) => {
+                // The owner holds its home: it takes the batch from its
+                // mail. If it has stopped (shutdown past its drain
+                // deadline), dropping the batch closes the connection.
+                if self.returns[owner].send(batch).is_ok() {
+                    self.notifiers[owner].notify();
+                }
+            }
+        }
+    }
+
     fn home(&self, owner: usize) -> MutexGuard<'_, Home> {
         // A panic while holding a home is a bug; its connections are still
         // consistent enough to serve and close.
@@ -306,6 +343,8 @@ struct Home {
     /// The owner's epoll, to register its connections in.
     registry: Registry,
     inbox: Receiver<TcpStream>,
+    /// Batches executed elsewhere while this home was busy.
+    returns: Receiver<Batch>,
     /// Connections whose batch is queued somewhere or executing.
     away: usize,
 }
@@ -341,13 +380,16 @@ impl Home {
         }
     }
 
-    /// New connections from the acceptor.
+    /// New connections from the acceptor, and batches returned.
     fn take_mail(&mut self, notifier: &Notifier, crew: &Crew, hands: &Hands) {
         notifier.clear();
         let streams: Vec<TcpStream> = self.inbox.try_iter().collect();
         for stream in streams {
             crew.stats[self.owner].connections.incr();
             self.add(stream, hands);
+        }
+        while let Ok(batch) = self.returns.try_recv() {
+            self.finish(batch, hands);
         }
     }
 
@@ -533,7 +575,12 @@ impl Reader {
         let crew = Arc::clone(&self.crew);
         while let Some((epoll, owner)) = watches.pop() {
             crew.end_watch(epoll, owner);
-            if !self.queue.is_empty() || !crew.stuck[owner].load(Ordering::SeqCst) {
+            if !crew.stuck[owner].load(Ordering::SeqCst) {
+                continue;
+            }
+            if !self.queue.is_empty() {
+                // Busy since it was asked: pass the watch on.
+                crew.find_watcher(owner);
                 continue;
             }
             // Stuck means not holding its home, unless it is just back.
@@ -602,8 +649,19 @@ impl Reader {
             *home = None;
             self.stats.stolen.incr();
             crew.stats[owner].lost.incr();
-            crew.home(owner).finish(batch, &hands);
+            crew.give_back(owner, batch, &hands);
         }
+    }
+
+    /// Finishes the batches returned to this reader's home; how many of its
+    /// connections are still away.
+    fn take_returns(&self, crew: &Crew) -> usize {
+        let mut home = crew.home(self.me);
+        let hands = self.hands();
+        while let Ok(batch) = home.returns.try_recv() {
+            home.finish(batch, &hands);
+        }
+        home.away
     }
 
     /// Shutdown: answer what clients sent before the signal, including
@@ -631,7 +689,7 @@ impl Reader {
             if let Some(Owned { owner, mut batch }) = self.queue.pop() {
                 execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
                 self.finish(&crew, owner, batch, &mut None);
-            } else if crew.home(self.me).away == 0 {
+            } else if self.take_returns(&crew) == 0 {
                 break;
             } else if !self.steal() {
                 thread::sleep(Duration::from_millis(1));
@@ -756,7 +814,9 @@ mod tests {
         }
         assert!(!cost.worth_stealing(1), "one cheap batch");
         assert!(cost.worth_stealing(11), "enough cheap ones");
-        for _ in 0..64 {
+        cost.add_sample(Duration::from_millis(4));
+        assert!(!cost.worth_stealing(1), "one preempted cheap batch");
+        for _ in 0..40 {
             cost.add_sample(Duration::from_millis(1));
         }
         assert!(cost.worth_stealing(1), "one slow batch");
