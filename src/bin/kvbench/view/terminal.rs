@@ -21,7 +21,9 @@ pub struct Screen {
 impl Screen {
     /// Takes the terminal over. First installs (once) a panic hook that
     /// gives it back before the panic message is printed, so a panic
-    /// leaves a usable shell and a readable message.
+    /// leaves a usable shell and a readable message, and then ends the
+    /// process: a panic on the reading or key thread would otherwise leave
+    /// the main thread drawing on a terminal it has given back.
     pub fn enter() -> io::Result<Screen> {
         static HOOK: Once = Once::new();
         HOOK.call_once(|| {
@@ -29,6 +31,7 @@ impl Screen {
             std::panic::set_hook(Box::new(move |info| {
                 restore();
                 previous(info);
+                std::process::exit(101);
             }));
         });
         enable_raw_mode()?;
