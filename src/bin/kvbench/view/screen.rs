@@ -7,7 +7,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
 use super::format::{self, NO_THREAD_STATS};
@@ -112,9 +112,13 @@ fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
 /// One row per thread, or why there are none.
 fn draw_threads(frame: &mut Frame, area: Rect, watch: &Watch) {
     let block = Block::bordered().title(" threads ");
-    let message = |text: &str| Paragraph::new(text.to_string()).block(block.clone());
+    let message = |text: &str| {
+        Paragraph::new(text.to_string())
+            .wrap(Wrap { trim: true })
+            .block(block.clone())
+    };
     let Some(rates) = watch.rates() else {
-        let text = if watch.latest().is_some() {
+        let text = if watch.latest().is_some() && watch.lost().is_none() {
             "measuring: rates from the next refresh"
         } else {
             ""
@@ -389,6 +393,9 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains("req/s"), "{shown}");
+        // Narrower than the note: it wraps, whole.
+        let narrow = screen(&watch, 60, 16).join("");
+        assert!(narrow.contains("only kvserve does"), "{narrow}");
 
         let mut lost = watched_worker_pool();
         lost.record(Err("Connection refused (os error 111)".into()));
