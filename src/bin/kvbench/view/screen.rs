@@ -225,7 +225,7 @@ fn draw_history(frame: &mut Frame, area: Rect, watch: &Watch) {
 
 /// `values` in at most `width` points: consecutive values averaged in
 /// groups of equal size (the oldest group may be smaller).
-pub fn squeeze(values: &[f64], width: usize) -> Vec<f64> {
+fn squeeze(values: &[f64], width: usize) -> Vec<f64> {
     if width == 0 {
         return Vec::new();
     }
@@ -245,7 +245,7 @@ pub fn squeeze(values: &[f64], width: usize) -> Vec<f64> {
 
 /// A horizontal bar of `fraction` (0 to 1) of `width` cells, in eighths
 /// of a cell; anything above zero shows at least an eighth.
-pub fn bar(fraction: f64, width: u16) -> String {
+fn bar(fraction: f64, width: u16) -> String {
     const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
     let total = usize::from(width) * 8;
     let mut eighths = (fraction.clamp(0.0, 1.0) * total as f64).round() as usize;

@@ -11,7 +11,7 @@ use crate::measure::snapshot::Snapshot;
 use crate::measure::threads::thread_deltas;
 
 /// How far back the ops/s sparkline reaches.
-pub const HISTORY: Duration = Duration::from_secs(60);
+const HISTORY: Duration = Duration::from_secs(60);
 
 /// The state of one `kvbench top`, fed one reading per refresh.
 #[derive(Debug)]
@@ -40,8 +40,6 @@ pub struct Lost {
 /// What happened between two readings, per second.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rates {
-    /// The time between the two readings.
-    pub seconds: f64,
     pub ops_per_s: f64,
     /// Hits over gets; `None` when there was no get.
     pub hit_ratio: Option<f64>,
@@ -93,7 +91,6 @@ impl Rates {
             _ => None,
         };
         Rates {
-            seconds,
             ops_per_s: after.ops().saturating_sub(before.ops()) as f64 / seconds,
             hit_ratio: (gets > 0).then(|| delta("get_hits") as f64 / gets as f64),
             evictions_per_s: delta("evictions") as f64 / seconds,
@@ -239,7 +236,6 @@ pub(crate) mod tests {
     fn rates_per_thread_from_two_readings() {
         let watch = watched_worker_pool();
         let rates = watch.rates().expect("two readings give rates");
-        assert!((rates.seconds - 1.0).abs() < 1e-9);
         assert_eq!(rates.ops_per_s, 3000.0);
         assert_eq!(rates.hit_ratio, Some(0.75));
         assert_eq!(rates.evictions_per_s, 10.0);
