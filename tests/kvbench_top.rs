@@ -348,7 +348,10 @@ fn full_screen_under_tmux_a_row_per_thread_and_the_terminal_given_back() {
             assert!(redrawn, "not redrawn at 90 columns:\n{screen}");
         }
         tmux.run(&["send-keys", key]);
-        let exited = wait_until(limit, || exit.exists());
+        // The shell creates the file before echo writes into it.
+        let exited = wait_until(limit, || {
+            std::fs::read_to_string(&exit).is_ok_and(|s| s.ends_with('\n'))
+        });
         let screen = tmux.screen();
         assert!(exited, "top did not quit on {key}:\n{screen}");
         let status = std::fs::read_to_string(&exit).unwrap_or_default();
