@@ -1,4 +1,4 @@
-//! The command line: `kvbench run` and `kvbench compare`.
+//! The command line: `kvbench run`, `compare`, `sweep` and `top`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,9 @@ pub enum Command {
     /// Latency against offered load: open-loop Poisson load at rising
     /// rates against each pattern, beside the queueing model of each.
     Sweep(SweepArgs),
+    /// Watch a running server live: totals, and one row per thread with
+    /// requests/s, busy % and bytes/s, from `stats` and `stats threads`.
+    Top(TopArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -200,6 +203,26 @@ pub struct SweepArgs {
     pub quiet: bool,
 }
 
+/// `kvbench top`: which server to watch, how often, and how.
+#[derive(Args, Debug, Clone)]
+pub struct TopArgs {
+    /// Server address (host:port). top sends no load, so it need not be
+    /// a loopback address.
+    #[arg(long, default_value = "127.0.0.1:11211")]
+    pub server: String,
+    /// Seconds between refreshes (0.05 to 3600).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
+    pub interval: f64,
+    /// One block of plain text per refresh instead of the full-screen
+    /// view (also taken when stdout is not a terminal).
+    #[arg(long)]
+    pub plain: bool,
+    /// Stop after this many refreshes (the first reading, the baseline of
+    /// the rates, is not one).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
 fn parse_work(text: &str) -> Result<WorkModel, String> {
     text.parse()
 }
@@ -229,6 +252,18 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 /// An SLO factor: above 0, at most 10,000 mean service times.
 fn parse_factor(text: &str) -> Result<f64, String> {
     parse_positive(text, 10_000.0)
+}
+
+/// Seconds between refreshes: at least 0.05 (a reading is two round
+/// trips), at most an hour.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not an interval: seconds from 0.05 to 3600");
+    let v: f64 = text.trim().parse().map_err(|_| bad())?;
+    if (0.05..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
 }
 
 fn parse_positive(text: &str, max: f64) -> Result<f64, String> {
@@ -310,6 +345,33 @@ mod tests {
             refused(&["--work", "spin:fixed:5us", "--loads", "10", "--rates", "5"]).exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn top_defaults_and_bounds() {
+        let top = |extra: &[&str]| {
+            let mut argv = vec!["kvbench", "top"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Top(top) => top,
+                _ => unreachable!(),
+            })
+        };
+        let args = top(&[]).unwrap();
+        assert_eq!(args.server, "127.0.0.1:11211");
+        assert_eq!((args.interval, args.plain, args.count), (1.0, false, None));
+        let args = top(&["--interval", "0.1", "--plain", "--count", "3"]).unwrap();
+        assert_eq!(
+            (args.interval, args.plain, args.count),
+            (0.1, true, Some(3))
+        );
+        for bad in [
+            ["--interval", "0"],
+            ["--interval", "0.01"],
+            ["--count", "0"],
+        ] {
+            assert_eq!(top(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! kvbench: load generator for memcached-text servers, side-by-side
-//! comparison of kvserve's threading patterns, and latency against offered
-//! load beside the queueing model.
+//! comparison of kvserve's threading patterns, latency against offered
+//! load beside the queueing model, and a live view of a server's threads.
 //!
-//! - [`cli`]: the flags; [`commands`]: `run`, `compare`, `sweep`, each
-//!   composed of the parts below.
+//! - [`cli`]: the flags; [`commands`]: `run`, `compare`, `sweep`, `top`,
+//!   each composed of the parts below.
 //! - [`load`]: workloads, client connections, closed- and open-loop driving.
 //! - [`measure`]: `stats`, `stats threads`, server CPU time, CPU pinning.
 //! - [`model`]: the queueing model of each pattern, a discrete-event simulator.
 //! - [`report`]: tables, JSON, SVG charts, the progress bar.
+//! - [`view`]: `top`'s live view, full-screen or plain text.
 //! - [`servers`]: starting and stopping the servers under test.
 
 mod cli;
@@ -17,6 +18,7 @@ mod measure;
 mod model;
 mod report;
 mod servers;
+mod view;
 
 use anyhow::Result;
 use clap::Parser;
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
         Command::Run(args) => commands::run::run(&args),
         Command::Compare(args) => commands::compare::compare(&args),
         Command::Sweep(args) => commands::sweep::sweep(&args),
+        Command::Top(args) => commands::top::top(&args),
     }
 }
 

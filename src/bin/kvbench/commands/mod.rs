@@ -1,7 +1,9 @@
 //! The subcommands, each composed from the parts below it: load
 //! generation (`load`), measurement (`measure`), the queueing model
-//! (`model`), reporting (`report`) and the servers under test (`servers`).
+//! (`model`), reporting (`report`), the live view (`view`) and the servers
+//! under test (`servers`).
 
 pub mod compare;
 pub mod run;
 pub mod sweep;
+pub mod top;

@@ -10,12 +10,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use kvserve::engine::work::WorkModel;
 
-/// Sends `stats ARGS` (`args` empty for the general statistics) and
-/// returns the reply up to and including `END` (bounded by `timeout`).
+/// Sends `stats ARGS` (`args` empty for the general statistics) on a new
+/// connection and returns the reply up to and including `END` (bounded by
+/// `timeout`).
 pub fn ask(addr: SocketAddr, args: &str, timeout: Duration) -> Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    ask_on(&mut connect(addr, timeout)?, args, timeout)
+}
+
+/// A connection for [`ask_on`], with `timeout` on connecting, reads and writes.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// [`ask`] on an open connection, which can ask again after it: the
+/// reply is read to its last byte (`END` or an `ERROR` line).
+pub fn ask_on(stream: &mut TcpStream, args: &str, timeout: Duration) -> Result<String> {
     let command = if args.is_empty() {
         "stats\r\n".to_string()
     } else {
@@ -26,7 +38,8 @@ pub fn ask(addr: SocketAddr, args: &str, timeout: Duration) -> Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
     loop {
-        if buf.ends_with(b"END\r\n") || buf.starts_with(b"ERROR") || buf.len() > 1 << 20 {
+        let error_line = buf.starts_with(b"ERROR") && buf.ends_with(b"\r\n");
+        if buf.ends_with(b"END\r\n") || error_line || buf.len() > 1 << 20 {
             break;
         }
         ensure!(
@@ -35,6 +48,7 @@ pub fn ask(addr: SocketAddr, args: &str, timeout: Duration) -> Result<String> {
             command.trim_end()
         );
         match stream.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => bail!("the server closed the connection"),
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

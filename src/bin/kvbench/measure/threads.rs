@@ -2,7 +2,7 @@
 //! a measured run made to them, and how evenly the executing threads shared
 //! the work.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -107,6 +107,19 @@ pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
 /// Sends `stats threads` and parses the reply (bounded by `timeout`).
 pub fn stats_threads(addr: SocketAddr, timeout: Duration) -> Result<Vec<ThreadStat>> {
     parse_thread_stats(&stats::ask(addr, "threads", timeout)?)
+}
+
+/// `stats threads` on an open connection, from a server that may not
+/// know it: `None` when it answers `ERROR`, as memcached does.
+pub fn stats_threads_on(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<Option<Vec<ThreadStat>>> {
+    let reply = stats::ask_on(stream, "threads", timeout)?;
+    if reply.starts_with("ERROR") {
+        return Ok(None);
+    }
+    parse_thread_stats(&reply).map(Some)
 }
 
 #[cfg(test)]
