@@ -594,8 +594,11 @@ impl Reader {
         }
     }
 
-    /// Executes the queued batches, oldest first, for about a [`SLICE`],
-    /// so that long batches let its events be polled between them. Holds
+    /// Executes the batches queued when called, oldest first, and then
+    /// those queued meanwhile (a connection's next batch) for what is left
+    /// of a [`SLICE`]; so that long batches let its events be polled
+    /// between them, while a round of cheap ones serves every event once,
+    /// as multi-reader's loop does, without an extra poll. Holds
     /// this reader's home (`home`) while batches are cheap; lets go of it
     /// while a long one runs, having asked a sleeping reader to watch its
     /// connections. Batches waiting behind the one it runs wake a sleeping
@@ -604,8 +607,11 @@ impl Reader {
     fn run_queue<'c>(&self, crew: &'c Crew, home: &mut Option<MutexGuard<'c, Home>>) -> bool {
         let cost = &crew.costs[self.me];
         let started = Instant::now();
+        let unix_time = unix_now();
         let mut batch_start = started;
+        let mut unrun = self.queue.len();
         while let Some(Owned { owner, mut batch }) = self.queue.pop() {
+            unrun = unrun.saturating_sub(1);
             if cost.worth_stealing(self.queue.len()) {
                 crew.wake_one(self.me);
             }
@@ -614,7 +620,7 @@ impl Reader {
                 *home = None;
                 crew.get_stuck(self.me);
             }
-            execute_batch(&mut batch, &self.engine, &self.stats, unix_now());
+            execute_batch(&mut batch, &self.engine, &self.stats, unix_time);
             if long {
                 crew.stuck[self.me].store(false, Ordering::SeqCst);
             }
@@ -624,7 +630,7 @@ impl Reader {
             cost.add_sample(now - batch_start);
             batch_start = now;
             self.finish(crew, owner, batch, home);
-            if now - started >= SLICE {
+            if unrun == 0 && now - started >= SLICE {
                 return !self.queue.is_empty();
             }
         }
