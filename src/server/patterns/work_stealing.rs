@@ -81,7 +81,7 @@ const STEAL_WORTH: Duration = Duration::from_micros(50);
 
 /// How far one batch's time may lie above twice its reader's mean cost;
 /// see [`Cost::add_sample`].
-const COST_STEP: Duration = Duration::from_micros(10);
+const COST_STEP: Duration = Duration::from_micros(25);
 
 /// Tokens from `HELP` up, in a reader's epoll, say that reader `token -
 /// HELP`'s epoll has events while that reader is stuck. Connection tokens
@@ -193,7 +193,7 @@ impl Cost {
     /// mean plus [`COST_STEP`]: a cheap batch during which the reader was
     /// preempted for a few ms (clients share the cores) must not make its
     /// batches look worth stealing, while a real change to slow requests
-    /// still shows within a few dozen batches (12% a batch).
+    /// still shows within about ten batches (12% a batch, plus 3 µs).
     fn add_sample(&self, took: Duration) {
         let mean = self.get();
         let sample = took.as_nanos().min(u128::from(u64::MAX)) as u64;
