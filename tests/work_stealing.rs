@@ -98,7 +98,7 @@ fn an_idle_reader_steals_from_a_busy_one_and_replies_keep_their_order() {
     assert!(server.stop().success());
 }
 
-/// Nothing is queued to steal while reader 0 sleeps in a 300 ms request:
+/// Nothing is queued to steal while reader 0 sleeps in a 150 ms request:
 /// a request that arrives meanwhile on its other connection is read and
 /// served by reader 1, which watches reader 0's epoll while it is stuck.
 /// (Had it arrived before reader 0 started, reader 1 would have stolen it
@@ -110,16 +110,16 @@ fn a_request_that_arrives_while_its_reader_is_stuck_is_served_by_another() {
         eprintln!("kvserve-only test, skipped against memcached");
         return;
     }
-    let mut server = KvServer::start("work-stealing", &["-t", "2", "--work", "block:fixed:300ms"]);
+    let mut server = KvServer::start("work-stealing", &["-t", "2", "--work", "block:fixed:150ms"]);
     let mut conns: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
     for c in &mut conns {
         assert_eq!(request(c, b"version\r\n")[..8], *b"VERSION ");
     }
-    // Reader 0 learns that its requests are slow: ten in one write, each
-    // one a batch of its own (the slice is 100 µs), 3 s in all.
-    let warm_up: Vec<u8> = b"get nothing\r\n".repeat(10);
+    // Reader 0 learns that its requests are slow: twenty in one write,
+    // each one a batch of its own (the slice is 100 µs), 3 s in all.
+    let warm_up: Vec<u8> = b"get nothing\r\n".repeat(20);
     conns[0].write_all(&warm_up).unwrap();
-    read_expected(&mut conns[0], &b"END\r\n".repeat(10), "warm-up");
+    read_expected(&mut conns[0], &b"END\r\n".repeat(20), "warm-up");
 
     conns[0].write_all(b"get nothing\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(50));
