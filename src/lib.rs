@@ -41,6 +41,7 @@
 //! assert_eq!(out, b"STORED\r\nVALUE greeting 0 5\r\nhello\r\nEND\r\n");
 //! ```
 
+pub mod alloc;
 pub mod engine;
 pub mod protocol;
 pub mod server;

@@ -27,7 +27,7 @@ use std::hash::BuildHasher;
 pub use crate::protocol::StoreMode;
 pub use expiry::{deadline, unix_now, Deadline};
 pub use key_lock::{KeyLock, Storing};
-pub use shard::{ItemRef, Marks, Miss, ITEM_OVERHEAD};
+pub use shard::{item_cost, ItemRef, Marks, Miss};
 use shard::{Moment, Shard, SHARD_BITS};
 
 /// The store's answer to a storage command.
@@ -53,7 +53,10 @@ pub enum ArithOutcome {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StoreStats {
     pub curr_items: u64,
+    /// What the items cost (see [`item_cost`]): memcached's `bytes`.
     pub bytes: u64,
+    /// All the memory the store holds: items, and its tables at capacity.
+    pub held: u64,
     pub total_items: u64,
     pub evictions: u64,
     pub reclaimed: u64,
@@ -99,13 +102,15 @@ impl Store {
     }
 
     /// Changes the memory limit (`cache_memlimit`), evicting at once what no
-    /// longer fits.
+    /// longer fits, one shard lock at a time, and handing the freed pages
+    /// back to the system.
     pub fn set_memory_limit(&self, bytes: usize) {
         self.memory_limit.store(bytes, Ordering::Relaxed);
         let part = self.shard_limit();
         for shard in self.shards.iter() {
             lock(shard).make_room(0, part);
         }
+        crate::alloc::purge();
     }
 
     /// Looks `key` up and hands the item to `read` under the shard lock (so
@@ -217,6 +222,7 @@ impl Store {
             let shard = lock(shard);
             total.curr_items += shard.items as u64;
             total.bytes += shard.bytes as u64;
+            total.held += shard.held() as u64;
             total.total_items += shard.counters.total_items;
             total.evictions += shard.counters.evictions;
             total.reclaimed += shard.counters.reclaimed;

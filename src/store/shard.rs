@@ -4,10 +4,18 @@
 use hashbrown::HashTable;
 
 use super::expiry::{is_past, Deadline};
+use crate::alloc;
 
-/// What an item costs beyond its key and data: the entry (56 bytes), its
-/// table slot and allocator rounding. Counted in `bytes` and the memory limit.
-pub const ITEM_OVERHEAD: usize = 80;
+/// What an item costs beside its key and value's allocation: its entry and
+/// its table bucket (a slot number and a control byte).
+const ENTRY_COST: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<u32>() + 1;
+
+/// What an item of `data_len` key and value bytes really costs, counted in
+/// `bytes` and the memory limit: the allocator's size class for the key
+/// and value, and its entry and table bucket.
+pub fn item_cost(data_len: usize) -> usize {
+    alloc::size_class(data_len) + ENTRY_COST
+}
 
 /// Low bits of every cas unique name the shard that issued it, so that
 /// shards count independently and uniques stay unique across the store.
@@ -38,7 +46,7 @@ impl Entry {
     }
 
     fn size(&self) -> usize {
-        self.data.len() + ITEM_OVERHEAD
+        item_cost(self.data.len())
     }
 }
 
@@ -123,8 +131,14 @@ pub struct NewItem<'a> {
 }
 
 impl NewItem<'_> {
+    /// Key and value bytes.
+    pub fn data_len(&self) -> usize {
+        self.key.len() + self.value[0].len() + self.value[1].len()
+    }
+
+    /// What the item will cost (see [`item_cost`]).
     pub fn size(&self) -> usize {
-        self.key.len() + self.value[0].len() + self.value[1].len() + ITEM_OVERHEAD
+        item_cost(self.data_len())
     }
 }
 
@@ -255,7 +269,7 @@ impl Shard {
     /// Returns the new item's slot.
     pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u32 {
         self.make_room(item.size(), limit);
-        let mut data = Vec::with_capacity(item.size() - ITEM_OVERHEAD);
+        let mut data = Vec::with_capacity(item.data_len());
         data.extend_from_slice(item.key);
         data.extend_from_slice(item.value[0]);
         data.extend_from_slice(item.value[1]);
@@ -283,6 +297,12 @@ impl Shard {
                 slot
             }
             None => {
+                if self.entries.len() == self.entries.capacity() {
+                    // Grown by an eighth, not doubled: the slack is memory
+                    // the limit does not count.
+                    let more = (self.entries.len() / 8).max(64);
+                    self.entries.reserve_exact(more);
+                }
                 self.entries.push(entry);
                 (self.entries.len() - 1) as u32
             }
@@ -332,9 +352,10 @@ impl Shard {
 
     /// Removes every item (`flush_all` with no delay).
     pub fn clear(&mut self) {
-        self.table.clear();
-        self.entries.clear();
-        self.free.clear();
+        // New, empty containers: the old ones' memory goes back.
+        self.table = HashTable::new();
+        self.entries = Vec::new();
+        self.free = Vec::new();
         self.head = NIL;
         self.tail = NIL;
         self.bytes = 0;
@@ -353,6 +374,15 @@ impl Shard {
                 entry.deadline,
             ))
         })
+    }
+
+    /// Memory the shard holds: its items' key and value allocations, and
+    /// its entries, table and free list at their capacity.
+    pub fn held(&self) -> usize {
+        let containers = self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.table.allocation_size()
+            + self.free.capacity() * std::mem::size_of::<u32>();
+        self.bytes - self.items * ENTRY_COST + containers
     }
 
     fn next_cas(&mut self) -> u64 {
