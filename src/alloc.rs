@@ -2,29 +2,33 @@
 //! a request, and what it holds.
 //!
 //! Chosen by measurement (docs/memory.md): under `-m 64`, with glibc's
-//! malloc the patterns that free on one thread what another allocated
-//! (worker-pool above all) peaked far over the limit, because each thread's
-//! arena kept what it had freed; jemalloc with few arenas and a short decay
-//! returns it.
+//! malloc the patterns where threads free what others allocated peaked at
+//! 1.5-1.9x the limit, because each thread's arena kept what it had freed
+//! (mimalloc: 1.5-1.6x); jemalloc with one arena and a short decay stays
+//! within 1.01x.
 
 use tikv_jemalloc_ctl::{epoch, stats};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc reads its settings from this symbol before `main`:
-/// - `narenas:2`: a freed block goes back to one of two arenas, not to one
-///   per thread (4 x cores by default), where another thread would not
-///   reuse it;
+/// jemalloc reads its settings from this symbol before `main` (measured in
+/// docs/memory.md):
+/// - `narenas:1`: one arena, so that a block freed by one thread is reused
+///   by the next allocation of any thread. With its default of four arenas
+///   per core, or even two, a thread kept allocating fresh pages while the
+///   ones another thread had freed waited for the decay: 80-104 MiB peak
+///   RSS for 600 MiB of 100 KiB writes under `-m 64`, 64-65 MiB with one;
 /// - `dirty_decay_ms:1000,muzzy_decay_ms:0`: freed pages go back to the
-///   system within about a second, not ten;
+///   system within about a second (default: ten), and at once, not
+///   through a second "muzzy" stage;
 /// - `background_thread:true`: a jemalloc thread does that purging, so
 ///   memory is returned even when the server is idle.
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: Option<&'static std::ffi::c_char> = Some(
     // SAFETY: a pointer to a static, NUL-terminated string.
-    unsafe { &*c"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true".as_ptr() },
+    unsafe { &*c"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true".as_ptr() },
 );
 
 /// The bytes the allocator really takes for a request of `len` bytes: its

@@ -901,6 +901,11 @@ per_pattern!(
 // =====================================================================
 // Memory limit: 600 MiB of 100 KiB values into -m 64.
 
+/// The fixed part of the RSS bound: the binary, thread stacks, buffers.
+const RSS_BASE_KIB: u64 = 8 * MIB;
+/// Peak RSS allowed under `-m 64`: 1.15x the limit plus [`RSS_BASE_KIB`].
+const PEAK_BOUND_KIB: u64 = 64 * MIB * 115 / 100 + RSS_BASE_KIB;
+
 fn memory_limit(pattern: &str) {
     let _gate = shared();
     let mut server = KvServer::start(pattern, &server_args(pattern, &["-m", "64"]));
@@ -979,16 +984,22 @@ fn memory_limit(pattern: &str) {
         total,
         "[{pattern}] every item stored is either present or evicted"
     );
-    // The documented bound: the limit plus one item per shard (at most 64).
+    // The documented bound: the limit plus one item per shard (at most 64),
+    // an item costing its allocator size class (112 KiB for 100 KiB).
     assert!(
-        bytes <= limit + 64 * (VALUE_100K as u64 + 200),
+        bytes <= limit + 64 * (VALUE_100K as u64 * 5 / 4),
         "[{pattern}] stats bytes {bytes} over the limit {limit}"
     );
+    // Issue 15's target: -m bounds resident memory, within 1.15x plus a
+    // fixed base (measured in release builds: 64-65 MiB peak in every
+    // pattern, docs/memory.md).
     assert!(
-        peak <= 128 * MIB,
-        "[{pattern}] RSS peaked at {peak} KiB ({} MiB) with -m 64; allowed 1.5 x 64 + 32 = 128 \
+        peak <= PEAK_BOUND_KIB,
+        "[{pattern}] RSS peaked at {peak} KiB ({} MiB) with -m 64; allowed 1.15 x 64 + {} = {} \
          MiB",
-        peak / 1024
+        peak / 1024,
+        RSS_BASE_KIB / 1024,
+        PEAK_BOUND_KIB / 1024
     );
     assert_healthy(&mut server, pattern, "filling memory");
 }

@@ -12,6 +12,7 @@
 //! Every operation takes `now` (unix seconds) from the caller: the server
 //! reads the clock once per batch of requests, and tests move time at will.
 
+mod chunked;
 pub mod counter;
 pub mod expiry;
 mod key_lock;
