@@ -261,7 +261,7 @@ fn cache_memlimit_answers_as_memcached() {
         b"cache_memlimit -0\r\n",
         b"cache_memlimit -1\r\n",
         b"cache_memlimit\r\n",
-        b"cache_memlimit 16 noreply\r\nversion\r\n",
+        b"cache_memlimit 16 noreply\r\nmn\r\n",
         // A limit far above any machine's memory: taken as asked.
         b"cache_memlimit 1000000000\r\n",
         b"cache_memlimit 64\r\n",
