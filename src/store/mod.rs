@@ -4,7 +4,8 @@
 //! [`Shard`](shard::Shard) behind its own mutex (lock striping), so that
 //! threads rarely contend. Each shard owns an equal part of the memory limit
 //! and evicts its own least recently used items, so the store never holds
-//! more than the limit plus one item per shard (an item is stored even when
+//! more than the limit plus one item per shard, counting the items at their
+//! allocator size class ([`item_cost`]) and the shard's own tables (an item is stored even when
 //! it alone exceeds its shard's part). Expired items are removed when a
 //! lookup meets them and by [`Store::sweep`], which the server calls
 //! periodically.
