@@ -4,7 +4,7 @@
 //! A `Vec` grown by doubling keeps up to half its capacity unused, and each
 //! reallocation frees the old array: filling 64 MiB with 10-byte values
 //! left tens of MiB of such freed arrays resident until the allocator's
-//! decay returned them (peak RSS 1.5x the limit). Chunks waste at most one
+//! decay returned them (peak RSS 1.5-1.7x the limit). Chunks waste at most one
 //! chunk per shard and free nothing while growing.
 
 use std::ops::{Index, IndexMut};

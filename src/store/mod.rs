@@ -4,11 +4,11 @@
 //! [`Shard`](shard::Shard) behind its own mutex (lock striping), so that
 //! threads rarely contend. Each shard owns an equal part of the memory limit
 //! and evicts its own least recently used items, so the store never holds
-//! more than the limit plus one item per shard, counting the items at their
-//! allocator size class ([`item_cost`]) and the shard's own tables (an item is stored even when
-//! it alone exceeds its shard's part). Expired items are removed when a
-//! lookup meets them and by [`Store::sweep`], which the server calls
-//! periodically.
+//! more than the limit plus one item per shard (an item is stored even when
+//! it alone exceeds its shard's part), counting the items at their
+//! allocator size class ([`item_cost`]) and the shards' own tables. Expired
+//! items are removed when a lookup meets them and by [`Store::sweep`], which
+//! the server calls periodically.
 //!
 //! Every operation takes `now` (unix seconds) from the caller: the server
 //! reads the clock once per batch of requests, and tests move time at will.

@@ -12,8 +12,8 @@ use crate::alloc;
 const ENTRY_COST: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<u32>() + 1;
 
 /// What an item of `data_len` key and value bytes really costs, counted in
-/// `bytes` and the memory limit: the allocator's size class for the key
-/// and value, and its entry and table bucket.
+/// `bytes`: the allocator's size class for the key and value, and its entry
+/// and table bucket.
 pub fn item_cost(data_len: usize) -> usize {
     alloc::size_class(data_len) + ENTRY_COST
 }
