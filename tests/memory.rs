@@ -246,6 +246,48 @@ fn stats_see_resident_memory(pattern: &str) {
 
 per_pattern!(stats_show_resident_memory, super::stats_see_resident_memory);
 
+/// Connections that stored and read back a 200 KiB value, then sit idle,
+/// keep no buffer of that size: the allocated heap grows by the items
+/// stored, not by 40 connections' read and reply buffers (which kept up to
+/// 256 KiB each before).
+fn idle_connections_pin_no_large_buffers(pattern: &str) {
+    const CONNS: usize = 40;
+    const VALUE: usize = 200 * 1024;
+    let server = start(pattern, &[]);
+    let mut admin = server.connect();
+    let allocated = |c: &mut TcpStream| {
+        let st = stats(c, "");
+        (stat_u64(&st, "heap_allocated"), stat_u64(&st, "bytes"))
+    };
+    let mut conns: Vec<TcpStream> = (0..CONNS).map(|_| server.connect()).collect();
+    let (heap_before, bytes_before) = allocated(&mut admin);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let key = format!("pin:{i}");
+        let value = vec![b'p'; VALUE];
+        assert_eq!(request(c, &set_req(&key, 0, &value)), b"STORED\r\n");
+        let r = request(c, format!("get {key}\r\n").as_bytes());
+        assert_eq!(
+            r.len(),
+            value_reply(&key, 0, &value).len(),
+            "[{pattern}] {key}"
+        );
+    }
+    let (heap_after, bytes_after) = allocated(&mut admin);
+    let grown = heap_after.saturating_sub(heap_before);
+    let items = bytes_after - bytes_before;
+    eprintln!("[{pattern}] {CONNS} idle connections after 200 KiB set+get: heap +{grown} B, items +{items} B");
+    assert!(
+        grown < items + (CONNS as u64) * 64 * 1024,
+        "[{pattern}] the heap grew by {grown} B for {items} B of items: buffers kept by idle \
+         connections"
+    );
+}
+
+per_pattern!(
+    idle_connections_keep_no_large_buffers,
+    super::idle_connections_pin_no_large_buffers
+);
+
 /// What `cache_memlimit` answers, bad values included, as memcached does.
 #[test]
 fn cache_memlimit_answers_as_memcached() {
