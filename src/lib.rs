@@ -7,8 +7,9 @@
 //!   (cas uniques, expiry, LRU eviction under a memory limit).
 //! - [`engine`]: executes a parsed request against the store and keeps the
 //!   per-thread statistics; every pattern calls it the same way.
-//! - [`server`]: sockets, connections and the three threading patterns,
+//! - [`server`]: sockets, connections and the four threading patterns,
 //!   side by side in `server/patterns/`.
+//! - [`alloc`]: the memory allocator (jemalloc), its settings and figures.
 //!
 //! The engine without a socket: parse a request out of a buffer, execute
 //! it, read the reply.
@@ -41,6 +42,7 @@
 //! assert_eq!(out, b"STORED\r\nVALUE greeting 0 5\r\nhello\r\nEND\r\n");
 //! ```
 
+pub mod alloc;
 pub mod engine;
 pub mod protocol;
 pub mod server;

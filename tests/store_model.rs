@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use kvserve::store::{deadline, ArithOutcome, Miss, Store, StoreMode, StoreOutcome, ITEM_OVERHEAD};
+use kvserve::store::{deadline, item_cost, ArithOutcome, Miss, Store, StoreMode, StoreOutcome};
 use proptest::prelude::*;
 
 const MIB: usize = 1024 * 1024;
@@ -244,7 +244,7 @@ impl Model {
     fn bytes(&self) -> u64 {
         self.items
             .iter()
-            .map(|(k, v)| (k.len() + v.value.len() + ITEM_OVERHEAD) as u64)
+            .map(|(k, v)| item_cost(k.len() + v.value.len()) as u64)
             .sum()
     }
 }
@@ -904,7 +904,7 @@ fn memory_stays_bounded_and_recent_keys_survive() {
     let mut recent = 0;
     let mut size = 0;
     for (i, (key, len)) in written.iter().enumerate().rev() {
-        size += key.len() + len + ITEM_OVERHEAD;
+        size += item_cost(key.len() + len);
         if size > part {
             break;
         }

@@ -2,6 +2,7 @@
 
 use super::stats::Role;
 use super::Engine;
+use crate::alloc;
 use crate::protocol::reply::{self, stat};
 
 impl Engine {
@@ -62,6 +63,16 @@ impl Engine {
         stat(out, "evictions", store.evictions);
         stat(out, "reclaimed", store.reclaimed);
         stat(out, "pattern", self.settings.pattern);
+        // Beyond memcached: where resident memory goes, beside `bytes`.
+        let heap = alloc::heap();
+        stat(out, "rss", alloc::rss());
+        stat(out, "heap_allocated", heap.allocated);
+        stat(out, "heap_resident", heap.resident);
+        stat(
+            out,
+            "heap_not_store",
+            (heap.resident as u64).saturating_sub(store.held),
+        );
         // kvbench compares the mean service time spent with the one asked.
         stat(out, "work_model", self.work_name());
         stat(out, "work_requests", totals.work_requests);

@@ -15,7 +15,7 @@ fn parse_unsigned(token: &[u8], max: u64) -> Option<u64> {
     (value <= max).then_some(value)
 }
 
-/// A 32-bit unsigned token (`flags`, `verbosity`, `cache_memlimit`).
+/// A 32-bit unsigned token (`flags`, `verbosity`).
 pub(crate) fn parse_u32(token: &[u8]) -> Option<u32> {
     parse_unsigned(token, u64::from(u32::MAX)).map(|v| v as u32)
 }

@@ -4,6 +4,7 @@ use super::meta::{self, MetaSetHeader};
 use super::number::{parse_i32, parse_u32, parse_u64};
 use super::request::{ArithOp, ErrorReply, Request, Span, StoreMode};
 use super::KEY_MAX_LENGTH;
+use crate::store::counter::parse as parse_strtoull;
 
 /// The first byte of every binary-protocol request. kvserve speaks only
 /// the text protocol, and a binary client cannot read a text error, so such
@@ -245,9 +246,11 @@ impl<'a> Line<'a> {
             b"stats" => Command::Complete(R::Stats {
                 args: self.rest_from(1),
             }),
-            b"cache_memlimit" if accepts(&[2, 3]) => match parse_u32(self.token(1)) {
+            // memcached's safe_strtoul: strtoul's 64 bits kept to 32, so that
+            // 99999999999 is 1215752191 (refused as over 1000000000 MB).
+            b"cache_memlimit" if accepts(&[2, 3]) => match parse_strtoull(self.token(1)) {
                 Some(megabytes) => Command::Complete(R::CacheMemlimit {
-                    megabytes,
+                    megabytes: megabytes as u32,
                     noreply: self.noreply(),
                 }),
                 None => self.error(ErrorReply::UnknownCommand),

@@ -24,8 +24,11 @@ use crate::store::unix_now;
 const MIN_READ: usize = 4096;
 /// First size of a read buffer, allocated on a connection's first read.
 const INITIAL_BUFFER: usize = 16 * 1024;
-/// Buffers are given back when emptied above this size.
-const KEEP_BUFFER: usize = 256 * 1024;
+/// Buffers are given back when emptied above this size, so that a large
+/// value read or replied once does not stay pinned by an idle connection;
+/// the allocator hands the next large buffer out again from pages it has
+/// just freed.
+const KEEP_BUFFER: usize = 32 * 1024;
 
 /// The next thing in the read buffer.
 pub enum Next {

@@ -63,7 +63,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         idle_timeout: config.idle_timeout,
         work: config.work(),
     };
-    let engine = Arc::new(Engine::new(settings, config.memory_limit * 1024 * 1024));
+    let engine = Arc::new(Engine::new(
+        settings,
+        config.memory_limit.saturating_mul(1024 * 1024),
+    ));
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
     start_sweeper(&engine, &shutdown)?;

@@ -5,13 +5,15 @@
 //! threads rarely contend. Each shard owns an equal part of the memory limit
 //! and evicts its own least recently used items, so the store never holds
 //! more than the limit plus one item per shard (an item is stored even when
-//! it alone exceeds its shard's part). Expired items are removed when a
-//! lookup meets them and by [`Store::sweep`], which the server calls
-//! periodically.
+//! it alone exceeds its shard's part), counting the items at their
+//! allocator size class ([`item_cost`]) and the shards' own tables. Expired
+//! items are removed when a lookup meets them and by [`Store::sweep`], which
+//! the server calls periodically.
 //!
 //! Every operation takes `now` (unix seconds) from the caller: the server
 //! reads the clock once per batch of requests, and tests move time at will.
 
+mod chunked;
 pub mod counter;
 pub mod expiry;
 mod key_lock;
@@ -27,7 +29,7 @@ use std::hash::BuildHasher;
 pub use crate::protocol::StoreMode;
 pub use expiry::{deadline, unix_now, Deadline};
 pub use key_lock::{KeyLock, Storing};
-pub use shard::{ItemRef, Marks, Miss, ITEM_OVERHEAD};
+pub use shard::{item_cost, ItemRef, Marks, Miss};
 use shard::{Moment, Shard, SHARD_BITS};
 
 /// The store's answer to a storage command.
@@ -53,7 +55,10 @@ pub enum ArithOutcome {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StoreStats {
     pub curr_items: u64,
+    /// What the items cost (see [`item_cost`]): memcached's `bytes`.
     pub bytes: u64,
+    /// All the memory the store holds: items, and its tables at capacity.
+    pub held: u64,
     pub total_items: u64,
     pub evictions: u64,
     pub reclaimed: u64,
@@ -99,13 +104,15 @@ impl Store {
     }
 
     /// Changes the memory limit (`cache_memlimit`), evicting at once what no
-    /// longer fits.
+    /// longer fits, one shard lock at a time, and handing the freed pages
+    /// back to the system.
     pub fn set_memory_limit(&self, bytes: usize) {
         self.memory_limit.store(bytes, Ordering::Relaxed);
         let part = self.shard_limit();
         for shard in self.shards.iter() {
             lock(shard).make_room(0, part);
         }
+        crate::alloc::purge();
     }
 
     /// Looks `key` up and hands the item to `read` under the shard lock (so
@@ -217,6 +224,7 @@ impl Store {
             let shard = lock(shard);
             total.curr_items += shard.items as u64;
             total.bytes += shard.bytes as u64;
+            total.held += shard.held() as u64;
             total.total_items += shard.counters.total_items;
             total.evictions += shard.counters.evictions;
             total.reclaimed += shard.counters.reclaimed;

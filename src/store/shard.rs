@@ -3,11 +3,20 @@
 
 use hashbrown::HashTable;
 
+use super::chunked::Chunked;
 use super::expiry::{is_past, Deadline};
+use crate::alloc;
 
-/// What an item costs beyond its key and data: the entry (56 bytes), its
-/// table slot and allocator rounding. Counted in `bytes` and the memory limit.
-pub const ITEM_OVERHEAD: usize = 80;
+/// What an item costs beside its key and value's allocation: its entry and
+/// its table bucket (a slot number and a control byte).
+const ENTRY_COST: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<u32>() + 1;
+
+/// What an item of `data_len` key and value bytes really costs, counted in
+/// `bytes`: the allocator's size class for the key and value, and its entry
+/// and table bucket.
+pub fn item_cost(data_len: usize) -> usize {
+    alloc::size_class(data_len) + ENTRY_COST
+}
 
 /// Low bits of every cas unique name the shard that issued it, so that
 /// shards count independently and uniques stay unique across the store.
@@ -38,7 +47,7 @@ impl Entry {
     }
 
     fn size(&self) -> usize {
-        self.data.len() + ITEM_OVERHEAD
+        item_cost(self.data.len())
     }
 }
 
@@ -123,14 +132,15 @@ pub struct NewItem<'a> {
 }
 
 impl NewItem<'_> {
-    pub fn size(&self) -> usize {
-        self.key.len() + self.value[0].len() + self.value[1].len() + ITEM_OVERHEAD
+    /// Key and value bytes.
+    pub fn data_len(&self) -> usize {
+        self.key.len() + self.value[0].len() + self.value[1].len()
     }
 }
 
 pub struct Shard {
     table: HashTable<u32>,
-    entries: Vec<Entry>,
+    entries: Chunked<Entry>,
     free: Vec<u32>,
     /// Most recently used end of the LRU list.
     head: u32,
@@ -147,7 +157,7 @@ impl Shard {
     pub fn new(id: usize) -> Shard {
         Shard {
             table: HashTable::new(),
-            entries: Vec::new(),
+            entries: Chunked::new(),
             free: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -254,8 +264,8 @@ impl Shard {
     /// evicting least recently used items first until it fits `limit`.
     /// Returns the new item's slot.
     pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u32 {
-        self.make_room(item.size(), limit);
-        let mut data = Vec::with_capacity(item.size() - ITEM_OVERHEAD);
+        self.make_room(alloc::size_class(item.data_len()), limit);
+        let mut data = Vec::with_capacity(item.data_len());
         data.extend_from_slice(item.key);
         data.extend_from_slice(item.value[0]);
         data.extend_from_slice(item.value[1]);
@@ -308,12 +318,55 @@ impl Shard {
         self.free.push(slot);
     }
 
-    /// Evicts from the cold end until `incoming` more bytes fit in `limit`.
-    /// An item larger than the whole limit is still stored, alone.
+    /// Evicts from the cold end until a new item whose key and value take
+    /// `incoming` bytes (0: none) fits in `limit` with all the shard holds
+    /// (see [`Shard::held`]). An item larger than the whole limit is still
+    /// stored, alone.
     pub fn make_room(&mut self, incoming: usize, limit: usize) {
-        while self.bytes + incoming > limit && self.tail != NIL {
+        while self.tail != NIL {
+            // A new item takes a free slot if there is one, else a new slot.
+            let slot = if incoming > 0 && self.free.is_empty() {
+                ENTRY_COST
+            } else {
+                0
+            };
+            if self.held() + incoming + slot <= limit {
+                break;
+            }
             self.remove(self.tail);
             self.counters.evictions += 1;
+        }
+        // Slots are reused but never given back, and evicting an item frees
+        // only its key and value: when the table or the free list grows, the
+        // items evicted to pay for it leave their slots free for good, and
+        // small items replaced by large ones leave most slots free. Then
+        // move the items to containers their size, which takes more than
+        // an eighth of the items' count in removals to happen again.
+        if self.free.len() > self.items / 8 + 1024 {
+            self.compact();
+        }
+    }
+
+    /// Moves the live items into new containers, keeping their order.
+    fn compact(&mut self) {
+        let mut old = std::mem::replace(&mut self.entries, Chunked::new());
+        self.table = HashTable::new();
+        self.free = Vec::new();
+        let mut slot = self.tail;
+        (self.head, self.tail) = (NIL, NIL);
+        while slot != NIL {
+            let entry = &mut old[slot as usize];
+            slot = entry.prev;
+            let moved = Entry {
+                data: std::mem::take(&mut entry.data),
+                ..*entry
+            };
+            let (hash, new_slot) = (moved.hash, self.entries.len() as u32);
+            self.entries.push(moved);
+            let entries = &self.entries;
+            self.table
+                .insert_unique(hash, new_slot, |&i| entries[i as usize].hash);
+            self.push_head(new_slot);
         }
     }
 
@@ -332,9 +385,10 @@ impl Shard {
 
     /// Removes every item (`flush_all` with no delay).
     pub fn clear(&mut self) {
-        self.table.clear();
-        self.entries.clear();
-        self.free.clear();
+        // New, empty containers: the old ones' memory goes back.
+        self.table = HashTable::new();
+        self.entries = Chunked::new();
+        self.free = Vec::new();
         self.head = NIL;
         self.tail = NIL;
         self.bytes = 0;
@@ -353,6 +407,18 @@ impl Shard {
                 entry.deadline,
             ))
         })
+    }
+
+    /// Memory the shard holds, which the memory limit bounds: its items'
+    /// key and value allocations, its entry slots (live or free), and its
+    /// table and free list at their capacity. The unused rest of the last
+    /// chunk of entries (under 64 KiB) is not counted: a new chunk would
+    /// otherwise evict a thousand small items at once.
+    pub fn held(&self) -> usize {
+        let containers = self.entries.len() * std::mem::size_of::<Entry>()
+            + self.table.allocation_size()
+            + self.free.capacity() * std::mem::size_of::<u32>();
+        self.bytes - self.items * ENTRY_COST + containers
     }
 
     fn next_cas(&mut self) -> u64 {

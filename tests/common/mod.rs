@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -29,6 +30,12 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many of the server's last stderr lines are kept for diagnostics.
 const STDERR_TAIL_LINES: usize = 200;
+
+/// The kvserve binary under test: `$KVSERVE_BIN` when set (to measure
+/// another build with the same loads), else the one cargo built.
+pub fn kvserve_bin() -> std::ffi::OsString {
+    std::env::var_os("KVSERVE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_kvserve").into())
+}
 
 /// True when `KVSERVE_TEST_MEMCACHED=1`: suites that support it run
 /// against the real memcached instead of kvserve.
@@ -66,7 +73,7 @@ impl KvServer {
     /// host name).
     pub fn start_on(pattern: &str, listen: &str, extra_args: &[&str]) -> KvServer {
         raise_fd_limit();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvserve"));
+        let mut cmd = Command::new(kvserve_bin());
         cmd.args(["--pattern", pattern, "--port", "0", "-l", listen])
             .args(extra_args)
             // The server's own default log filter must show the line.
@@ -881,4 +888,88 @@ fn checksum16(key: &[u8], v16: u32, data: &[u8]) -> u32 {
     }
     mix(data.len() as u64);
     ((h >> 48) ^ (h >> 16)) as u32 & 0xffff
+}
+
+/// Samples a process's RSS every 10 ms from a thread until stopped.
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<Vec<(Duration, u64)>>>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = thread::spawn(move || {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            // Bounded: at most 10 minutes of samples.
+            while !flag.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(600) {
+                if let Some(rss) = rss_kib(pid) {
+                    samples.push((start.elapsed(), rss));
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            samples
+        });
+        RssSampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// The samples (time since start, KiB).
+    pub fn finish(mut self) -> Vec<(Duration, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+pub fn max_rss(samples: &[(Duration, u64)]) -> u64 {
+    samples.iter().map(|&(_, r)| r).max().unwrap_or(0)
+}
+
+/// The large-value load's value size: 100 KiB.
+pub const VALUE_100K: usize = 100 * 1024;
+
+/// A 100 KiB value that names its key and is otherwise `fill`.
+pub fn big_value(key: &str, fill: u8) -> Vec<u8> {
+    let mut v = vec![fill; VALUE_100K];
+    v[..key.len()].copy_from_slice(key.as_bytes());
+    v[key.len()] = b'#';
+    v
+}
+
+/// The large-value write load: `writers` connections at once, each
+/// pipelining `per_writer` noreply sets of [`big_value`] (key `mem:W:J`,
+/// flags J, fill `a + J % 26`) in batches of 1.6 MiB, then waiting for the
+/// reply to a `version` sent after them.
+pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
+    const BATCH: usize = 16;
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let mut c = server.connect();
+            thread::spawn(move || {
+                c.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut batch = Vec::with_capacity(BATCH * (VALUE_100K + 64));
+                for j in 0..per_writer {
+                    let key = format!("mem:{w}:{j}");
+                    batch.extend(format!("set {key} {j} 0 {VALUE_100K} noreply\r\n").bytes());
+                    batch.extend(big_value(&key, b'a' + (j % 26) as u8));
+                    batch.extend_from_slice(b"\r\n");
+                    if batch.len() >= BATCH * VALUE_100K {
+                        c.write_all(&batch).expect("write sets");
+                        batch.clear();
+                    }
+                }
+                c.write_all(&batch).expect("write sets");
+                // The reply to this comes after every set before it.
+                let v = request(&mut c, b"version\r\n");
+                assert!(v.starts_with(b"VERSION "), "writer {w}: {}", show(&v));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a writer failed");
+    }
 }
