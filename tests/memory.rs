@@ -13,6 +13,7 @@
 //! Every loop is bounded in count and time, every socket is on 127.0.0.1,
 //! and only the servers started here are signalled, by PID.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -153,30 +154,6 @@ fn figure_servers() -> Vec<String> {
             .chain(["memcached".to_string()])
             .collect(),
     }
-}
-
-/// One `#[test]` per pattern, in a module named after the scenario.
-macro_rules! per_pattern {
-    ($module:ident, $f:path) => {
-        mod $module {
-            #[test]
-            fn basic() {
-                $f("basic");
-            }
-            #[test]
-            fn multi_reader() {
-                $f("multi-reader");
-            }
-            #[test]
-            fn worker_pool() {
-                $f("worker-pool");
-            }
-            #[test]
-            fn work_stealing() {
-                $f("work-stealing");
-            }
-        }
-    };
 }
 
 /// `set`s of 100 KiB values under `prefix:N`, `count` of them, each

@@ -8,6 +8,7 @@
 //! started (by PID). The scenarios that measure latency run alone (an
 //! exclusive lock); the others may overlap with each other.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -27,30 +28,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     GATE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One `#[test]` per pattern, in a module named after the scenario.
-macro_rules! per_pattern {
-    ($module:ident, $f:path) => {
-        mod $module {
-            #[test]
-            fn basic() {
-                $f("basic");
-            }
-            #[test]
-            fn multi_reader() {
-                $f("multi-reader");
-            }
-            #[test]
-            fn worker_pool() {
-                $f("worker-pool");
-            }
-            #[test]
-            fn work_stealing() {
-                $f("work-stealing");
-            }
-        }
-    };
 }
 
 /// Two readers or workers (this runs on small machines); basic has one loop.

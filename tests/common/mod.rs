@@ -973,3 +973,29 @@ pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
         h.join().expect("a writer failed");
     }
 }
+
+/// One `#[test]` per pattern, in a module named after the scenario, calling
+/// `$f(pattern)`. (Suites that also run against memcached have their own.)
+#[allow(unused_macros)]
+macro_rules! per_pattern {
+    ($module:ident, $f:path) => {
+        mod $module {
+            #[test]
+            fn basic() {
+                $f("basic");
+            }
+            #[test]
+            fn multi_reader() {
+                $f("multi-reader");
+            }
+            #[test]
+            fn worker_pool() {
+                $f("worker-pool");
+            }
+            #[test]
+            fn work_stealing() {
+                $f("work-stealing");
+            }
+        }
+    };
+}
