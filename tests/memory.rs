@@ -79,7 +79,7 @@ fn reset_storm(name: &str) {
     assert_eq!(request(&mut admin, &set_req("mid", 0, &mid)), b"STORED\r\n");
     let figure = peak_and_settled(&server, || {
         for round in 0..12 {
-            let mut conns = Vec::new();
+            let mut sends = Vec::new();
             for i in 0..40 {
                 let half_set = [
                     format!("set r{round}:{i} 0 0 524288\r\n").as_bytes(),
@@ -88,17 +88,9 @@ fn reset_storm(name: &str) {
                 .concat();
                 let unread = b"get mid\r\n".repeat(100);
                 let half_line = format!("set r{round}:{i} 0 0 100").into_bytes();
-                for v in [half_set, unread, half_line] {
-                    let c = server.connect();
-                    let writer = write_in_background(&c, v, false);
-                    conns.push((c, writer));
-                }
+                sends.extend([half_set, unread, half_line]);
             }
-            thread::sleep(Duration::from_millis(300));
-            for (c, writer) in conns {
-                let _ = writer.join();
-                reset_close(c);
-            }
+            send_then_reset(&server, sends);
         }
     });
     print_figure(name, "reset-storm", figure, "");

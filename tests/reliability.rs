@@ -710,7 +710,7 @@ fn reset_mid_request(pattern: &str) {
     const EACH: usize = 40;
     let mut rss_after = Vec::new();
     for round in 0..2 {
-        let mut conns = Vec::new();
+        let mut sends = Vec::new();
         for i in 0..EACH {
             let key = format!("r{round}:{i}");
             let variants: [Vec<u8>; 6] = [
@@ -735,19 +735,9 @@ fn reset_mid_request(pattern: &str) {
                 // Nothing at all.
                 Vec::new(),
             ];
-            for v in variants {
-                let c = server.connect();
-                let writer = write_in_background(&c, v, false);
-                conns.push((c, writer));
-            }
+            sends.extend(variants);
         }
-        // Let the server take in what it can, then reset them all.
-        thread::sleep(Duration::from_millis(300));
-        for (c, writer) in conns {
-            // The writer holds a clone of the socket: let it finish first.
-            let _ = writer.join();
-            reset_close(c);
-        }
+        send_then_reset(&server, sends);
         let back = wait_until(Duration::from_secs(10), || {
             curr_connections(&mut admin) == base_conns && fd_count(pid) <= base_fds
         });

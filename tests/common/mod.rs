@@ -696,6 +696,24 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Closes `stream` with an RST instead of a FIN (SO_LINGER 0), as a client
 /// that crashes or times out mid-request does.
+/// Opens a connection per request in `sends`, writes each in the
+/// background, lets the server take in what it can (300 ms), then resets
+/// them all: clients that vanish mid-request.
+pub fn send_then_reset(server: &KvServer, sends: Vec<Vec<u8>>) {
+    let mut conns = Vec::new();
+    for v in sends {
+        let c = server.connect();
+        let writer = write_in_background(&c, v, false);
+        conns.push((c, writer));
+    }
+    thread::sleep(Duration::from_millis(300));
+    for (c, writer) in conns {
+        // The writer holds a clone of the socket: let it finish first.
+        let _ = writer.join();
+        reset_close(c);
+    }
+}
+
 pub fn reset_close(stream: TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
