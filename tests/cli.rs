@@ -118,6 +118,15 @@ fn memory_below_twice_the_item_size_refused_as_memcached_does() {
 }
 
 #[test]
+fn item_size_above_a_gigabyte_refused_as_memcached_does() {
+    let message = "Cannot set item size limit higher than a gigabyte.";
+    refused_like_memcached(&["-I", "1025m", "-m", "20000"], message, 64);
+    // After the memory check, as memcached.
+    let half = "Cannot set item size limit higher than 1/2 of memory max.";
+    refused_like_memcached(&["-I", "1025m", "-m", "1"], half, 64);
+}
+
+#[test]
 fn smallest_memory_memcached_accepts_serves() {
     let server = KvServer::start("basic", &["-m", "2"]);
     let mut client = server.connect();

@@ -102,7 +102,9 @@ pub struct Refusal {
 impl Config {
     /// The first setting memcached 1.6 would refuse, checked in its order:
     /// `-t 0` (exit 1, while reading flags), then an item size limit above
-    /// half the memory limit (exit 64, `EX_USAGE`), which refuses `-m 0`.
+    /// half the memory limit (exit 64, `EX_USAGE`), which refuses `-m 0`,
+    /// then one above a gigabyte (exit 64; this also keeps an item's
+    /// length within the store's 32 bits).
     pub fn refusal(&self) -> Option<Refusal> {
         if self.threads == Some(0) {
             return Some(Refusal {
@@ -114,6 +116,12 @@ impl Config {
         if self.max_item_size > memory / 2 {
             return Some(Refusal {
                 message: "Cannot set item size limit higher than 1/2 of memory max.",
+                exit_code: 64,
+            });
+        }
+        if self.max_item_size > MAX_ITEM_SIZE_LIMIT {
+            return Some(Refusal {
+                message: "Cannot set item size limit higher than a gigabyte.",
                 exit_code: 64,
             });
         }
@@ -144,6 +152,9 @@ impl Config {
 fn parse_work(text: &str) -> Result<WorkModel, String> {
     WorkModel::from_str(text)
 }
+
+/// The largest `-I` memcached takes (its `ITEM_SIZE_MAX_UPPER_LIMIT`).
+pub const MAX_ITEM_SIZE_LIMIT: usize = 1024 * 1024 * 1024;
 
 /// Reads sizes as memcached's `-I` does: bytes, or with a k or m suffix.
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -186,6 +197,13 @@ mod tests {
         assert_eq!(refusal(&["-t", "0", "-m", "0"]).unwrap().exit_code, 1);
         assert_eq!(refusal(&["-m", "0"]).unwrap().exit_code, 64);
         assert_eq!(refusal(&["-m", "1"]).unwrap().exit_code, 64);
+        assert_eq!(refusal(&["-m", "4096", "-I", "1024m"]), None);
+        let too_large = refusal(&["-m", "4096", "-I", "1025m"]).unwrap();
+        assert_eq!(
+            (too_large.message, too_large.exit_code),
+            ("Cannot set item size limit higher than a gigabyte.", 64)
+        );
+        assert_eq!(refusal(&["-t", "0", "-I", "1025m"]).unwrap().exit_code, 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The shard's entries: a growable array kept in fixed chunks of 1,024,
-//! so that growing never copies the entries nor frees a large old array.
+//! The shard's slots: a growable array kept in fixed chunks of 1,024,
+//! so that growing never copies the slots nor frees a large old array.
 //!
 //! A `Vec` grown by doubling keeps up to half its capacity unused, and each
 //! reallocation frees the old array: filling 64 MiB with 10-byte values
@@ -9,7 +9,7 @@
 
 use std::ops::{Index, IndexMut};
 
-/// Entries per chunk: 64 KiB chunks for 64-byte entries.
+/// Elements per chunk: 16 KiB chunks for 16-byte slots.
 const CHUNK: usize = 1024;
 
 /// An array of `T` in chunks of [`CHUNK`].

@@ -7,7 +7,8 @@ use std::sync::MutexGuard;
 
 use super::counter;
 use super::expiry::Deadline;
-use super::shard::{ItemRef, Marks, Miss, NewItem, Shard};
+use super::item::Marks;
+use super::shard::{ItemRef, Miss, NewItem, Shard};
 use super::{ArithOutcome, StoreMode, StoreOutcome};
 use crate::protocol::item_size;
 

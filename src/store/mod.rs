@@ -16,6 +16,7 @@
 mod chunked;
 pub mod counter;
 pub mod expiry;
+mod item;
 mod key_lock;
 mod shard;
 
@@ -28,8 +29,9 @@ use std::hash::BuildHasher;
 /// How a storage command is to treat an existing item.
 pub use crate::protocol::StoreMode;
 pub use expiry::{deadline, unix_now, Deadline};
+pub use item::Marks;
 pub use key_lock::{KeyLock, Storing};
-pub use shard::{item_cost, ItemRef, Marks, Miss};
+pub use shard::{item_cost, ItemRef, Miss};
 use shard::{Moment, Shard, SHARD_BITS};
 
 /// The store's answer to a storage command.
@@ -86,9 +88,12 @@ impl Store {
     /// shard), of items of at most `max_item_size` bytes.
     pub fn new(memory_limit: usize, max_item_size: usize) -> Store {
         let shards = shard_count(memory_limit, max_item_size);
+        let hasher = RandomState::default();
         Store {
-            shards: (0..shards).map(|i| Mutex::new(Shard::new(i))).collect(),
-            hasher: RandomState::default(),
+            shards: (0..shards)
+                .map(|i| Mutex::new(Shard::new(i, hasher)))
+                .collect(),
+            hasher,
             memory_limit: AtomicUsize::new(memory_limit),
             max_item_size,
             flush_cutoff: AtomicU32::new(0),

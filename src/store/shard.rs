@@ -1,21 +1,25 @@
-//! One shard of the store: a hash table over a slab of entries, threaded on
-//! a least-recently-used list. Always used under the shard's lock.
+//! One shard of the store: a hash table over an array of slots, each
+//! holding one item and threaded on a least-recently-used list. Always used
+//! under the shard's lock.
 
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::chunked::Chunked;
 use super::expiry::{is_past, Deadline};
-use crate::alloc;
+use super::item::{Fields, Item, Marks};
 
-/// What an item costs beside its key and value's allocation: its entry and
-/// its table bucket (a slot number and a control byte).
-const ENTRY_COST: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<u32>() + 1;
+/// What an item costs beside its own allocation: its slot and its table
+/// bucket (a slot number and a control byte).
+const SLOT_COST: usize = size_of::<Slot>() + size_of::<u32>() + 1;
 
 /// What an item of `data_len` key and value bytes really costs, counted in
-/// `bytes`: the allocator's size class for the key and value, and its entry
-/// and table bucket.
+/// `bytes`: the allocator's size class for its fields, key and value, and
+/// its slot and table bucket.
 pub fn item_cost(data_len: usize) -> usize {
-    alloc::size_class(data_len) + ENTRY_COST
+    Item::allocation(data_len) + SLOT_COST
 }
 
 /// Low bits of every cas unique name the shard that issued it, so that
@@ -24,30 +28,29 @@ pub const SHARD_BITS: u32 = 6;
 
 const NIL: u32 = u32::MAX;
 
-/// One cached item. A free slot has empty `data`.
-struct Entry {
-    /// The key followed by the value, in one allocation.
-    data: Box<[u8]>,
-    hash: u64,
-    cas: u64,
-    flags: u32,
-    deadline: Deadline,
-    stored_at: u32,
-    /// When the item was stored or last fetched (meta `l`, `me`'s `la`).
-    last_access: u32,
-    marks: Marks,
+/// A place for one item, and its neighbours in the LRU list (kept here, not
+/// in the item, so that relinking touches the slots only). 16 bytes.
+struct Slot {
+    /// `None` in a free slot.
+    item: Option<Item>,
     prev: u32,
     next: u32,
-    key_len: u8,
 }
 
-impl Entry {
-    fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
+// Two slots per item would undo the point of `Item`: keep it at 16 bytes.
+const _: () = assert!(size_of::<Slot>() == 16);
+
+impl Slot {
+    fn live(&self) -> &Item {
+        self.item
+            .as_ref()
+            .expect("a slot in the table holds an item")
     }
 
-    fn size(&self) -> usize {
-        item_cost(self.data.len())
+    fn live_mut(&mut self) -> &mut Item {
+        self.item
+            .as_mut()
+            .expect("a slot in the table holds an item")
     }
 }
 
@@ -60,38 +63,6 @@ pub struct ItemRef<'a> {
     pub deadline: Deadline,
     pub last_access: u32,
     pub marks: Marks,
-}
-
-/// The per-item state bits the meta commands read and set, as memcached's
-/// `it_flags`: fetched before, stale, win token sent, key stored from base64.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Marks(u8);
-
-impl Marks {
-    pub const NONE: Marks = Marks(0);
-    /// Fetched at least once since stored (`h`, `me`'s `fetch`).
-    pub const FETCHED: Marks = Marks(1);
-    /// Invalidated by `md I` or stored by `ms I` with an older cas (`X`).
-    pub const STALE: Marks = Marks(2);
-    /// A client already got the win token to recache it (`W`, then `Z`).
-    pub const WIN_SENT: Marks = Marks(4);
-    /// The key was sent base64-encoded (`b`): `k` and `me` encode it back.
-    pub const BINARY_KEY: Marks = Marks(8);
-    /// Fetched twice: memcached's `ITEM_ACTIVE`, set (with the access
-    /// time) by the second fetch only.
-    const ACTIVE: Marks = Marks(16);
-
-    pub fn contains(self, other: Marks) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    pub fn with(self, other: Marks) -> Marks {
-        Marks(self.0 | other.0)
-    }
-
-    pub fn without(self, other: Marks) -> Marks {
-        Marks(self.0 & !other.0)
-    }
 }
 
 /// Why a lookup found nothing to serve.
@@ -139,9 +110,12 @@ impl NewItem<'_> {
 }
 
 pub struct Shard {
+    /// Slot numbers, found by the hash of their item's key (not stored:
+    /// recomputed when the table grows).
     table: HashTable<u32>,
-    entries: Chunked<Entry>,
+    slots: Chunked<Slot>,
     free: Vec<u32>,
+    hasher: RandomState,
     /// Most recently used end of the LRU list.
     head: u32,
     /// Least recently used end: evicted first.
@@ -154,11 +128,13 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize) -> Shard {
+    /// Shard number `id`, whose keys are hashed by `hasher`.
+    pub fn new(id: usize, hasher: RandomState) -> Shard {
         Shard {
             table: HashTable::new(),
-            entries: Chunked::new(),
+            slots: Chunked::new(),
             free: Vec::new(),
+            hasher,
             head: NIL,
             tail: NIL,
             id: id as u64,
@@ -172,8 +148,11 @@ impl Shard {
     /// The slot of the live item under `key`; a dead one found on the way
     /// is removed (lazy expiry).
     pub fn find(&mut self, hash: u64, key: &[u8], at: Moment) -> Result<u32, Miss> {
-        let entries = &self.entries;
-        let Some(&slot) = self.table.find(hash, |&i| entries[i as usize].key() == key) else {
+        let slots = &self.slots;
+        let Some(&slot) = self
+            .table
+            .find(hash, |&i| slots[i as usize].live().key() == key)
+        else {
             return Err(Miss::Absent);
         };
         match self.death(slot, at) {
@@ -187,12 +166,12 @@ impl Shard {
     }
 
     fn death(&self, slot: u32, at: Moment) -> Option<Miss> {
-        let entry = &self.entries[slot as usize];
-        if is_past(entry.deadline, at.now) {
+        let item = self.slots[slot as usize].live().header();
+        if is_past(item.deadline, at.now) {
             Some(Miss::Expired)
         } else if at.flush_cutoff != 0
             && at.now >= at.flush_cutoff
-            && entry.stored_at <= at.flush_cutoff
+            && item.stored_at <= at.flush_cutoff
         {
             Some(Miss::Flushed)
         } else {
@@ -208,15 +187,16 @@ impl Shard {
 
     /// The item in `slot`, leaving its recency alone.
     pub fn item(&self, slot: u32) -> ItemRef<'_> {
-        let entry = &self.entries[slot as usize];
+        let item = self.slots[slot as usize].live();
+        let header = item.header();
         ItemRef {
-            key: entry.key(),
-            value: &entry.data[entry.key_len as usize..],
-            flags: entry.flags,
-            cas: entry.cas,
-            deadline: entry.deadline,
-            last_access: entry.last_access,
-            marks: entry.marks,
+            key: item.key(),
+            value: item.value(),
+            flags: header.flags,
+            cas: header.cas,
+            deadline: header.deadline,
+            last_access: header.last_access,
+            marks: header.marks,
         }
     }
 
@@ -225,28 +205,28 @@ impl Shard {
     /// LRU: the first fetch marks it fetched, the second active, and only
     /// that one moves its access time.
     pub fn fetch(&mut self, slot: u32, now: u32) {
-        let entry = &mut self.entries[slot as usize];
-        if !entry.marks.contains(Marks::FETCHED) {
-            entry.marks = entry.marks.with(Marks::FETCHED);
-        } else if !entry.marks.contains(Marks::ACTIVE) {
-            entry.marks = entry.marks.with(Marks::ACTIVE);
-            entry.last_access = now;
+        let item = self.header_mut(slot);
+        if !item.marks.contains(Marks::FETCHED) {
+            item.marks = item.marks.with(Marks::FETCHED);
+        } else if !item.marks.contains(Marks::ACTIVE) {
+            item.marks = item.marks.with(Marks::ACTIVE);
+            item.last_access = now;
         }
         self.bump(slot);
     }
 
     pub fn set_deadline(&mut self, slot: u32, deadline: Deadline) {
-        self.entries[slot as usize].deadline = deadline;
+        self.header_mut(slot).deadline = deadline;
     }
 
     pub fn set_marks(&mut self, slot: u32, marks: Marks) {
-        self.entries[slot as usize].marks = marks;
+        self.header_mut(slot).marks = marks;
     }
 
     /// Gives the item in `slot` a new cas unique and returns it.
     pub fn renew_cas(&mut self, slot: u32) -> u64 {
         let cas = self.next_cas();
-        self.entries[slot as usize].cas = cas;
+        self.header_mut(slot).cas = cas;
         cas
     }
 
@@ -255,66 +235,56 @@ impl Shard {
     pub fn value_mut(&mut self, slot: u32) -> &mut [u8] {
         let cas = self.next_cas();
         self.bump(slot);
-        let entry = &mut self.entries[slot as usize];
-        entry.cas = cas;
-        &mut entry.data[entry.key_len as usize..]
+        let item = self.slots[slot as usize].live_mut();
+        item.header_mut().cas = cas;
+        item.value_mut()
     }
 
     /// Stores a new item (the caller has removed any old one under its key),
     /// evicting least recently used items first until it fits `limit`.
     /// Returns the new item's slot.
     pub fn insert(&mut self, hash: u64, item: NewItem<'_>, now: u32, limit: usize) -> u32 {
-        self.make_room(alloc::size_class(item.data_len()), limit);
-        let mut data = Vec::with_capacity(item.data_len());
-        data.extend_from_slice(item.key);
-        data.extend_from_slice(item.value[0]);
-        data.extend_from_slice(item.value[1]);
-        let cas = self.next_cas();
-        let entry = Entry {
-            data: data.into_boxed_slice(),
-            hash,
-            cas,
+        self.make_room(Item::allocation(item.data_len()), limit);
+        let fields = Fields {
+            cas: self.next_cas(),
             flags: item.flags,
             deadline: item.deadline,
-            stored_at: now,
-            last_access: now,
+            now,
             marks: item.marks,
-            prev: NIL,
-            next: NIL,
-            key_len: u8::try_from(item.key.len())
-                .expect("the parser admits keys of at most 250 bytes"),
         };
-        self.bytes += entry.size();
+        let item = Item::new(item.key, item.value, fields);
+        self.bytes += item_cost(item.data_len());
         self.items += 1;
         self.counters.total_items += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.entries[slot as usize] = entry;
+                self.slots[slot as usize].item = Some(item);
                 slot
             }
             None => {
-                self.entries.push(entry);
-                (self.entries.len() - 1) as u32
+                self.slots.push(Slot {
+                    item: Some(item),
+                    prev: NIL,
+                    next: NIL,
+                });
+                (self.slots.len() - 1) as u32
             }
         };
-        let entries = &self.entries;
-        self.table
-            .insert_unique(hash, slot, |&i| entries[i as usize].hash);
+        self.index(hash, slot);
         self.push_head(slot);
         slot
     }
 
     /// Takes the item in `slot` out of the table, the list and the count.
     pub fn remove(&mut self, slot: u32) {
-        let hash = self.entries[slot as usize].hash;
-        if let Ok(found) = self.table.find_entry(hash, |&i| i == slot) {
-            found.remove();
-        }
+        let hash = self.hasher.hash_one(self.slots[slot as usize].live().key());
+        let indexed = self.table.find_entry(hash, |&i| i == slot);
+        indexed.expect("a live slot is in the table").remove();
         self.unlink(slot);
-        let entry = &mut self.entries[slot as usize];
-        self.bytes -= entry.size();
+        let item = self.slots[slot as usize].item.take();
+        let item = item.expect("a slot in the table holds an item");
+        self.bytes -= item_cost(item.data_len());
         self.items -= 1;
-        entry.data = Box::default();
         self.free.push(slot);
     }
 
@@ -326,7 +296,7 @@ impl Shard {
         while self.tail != NIL {
             // A new item takes a free slot if there is one, else a new slot.
             let slot = if incoming > 0 && self.free.is_empty() {
-                ENTRY_COST
+                SLOT_COST
             } else {
                 0
             };
@@ -349,31 +319,31 @@ impl Shard {
 
     /// Moves the live items into new containers, keeping their order.
     fn compact(&mut self) {
-        let mut old = std::mem::replace(&mut self.entries, Chunked::new());
+        let mut old = std::mem::replace(&mut self.slots, Chunked::new());
         self.table = HashTable::new();
         self.free = Vec::new();
         let mut slot = self.tail;
         (self.head, self.tail) = (NIL, NIL);
         while slot != NIL {
-            let entry = &mut old[slot as usize];
-            slot = entry.prev;
-            let moved = Entry {
-                data: std::mem::take(&mut entry.data),
-                ..*entry
-            };
-            let (hash, new_slot) = (moved.hash, self.entries.len() as u32);
-            self.entries.push(moved);
-            let entries = &self.entries;
-            self.table
-                .insert_unique(hash, new_slot, |&i| entries[i as usize].hash);
+            let moving = &mut old[slot as usize];
+            slot = moving.prev;
+            let item = moving.item.take().expect("a listed slot holds an item");
+            let hash = self.hasher.hash_one(item.key());
+            let new_slot = self.slots.len() as u32;
+            self.slots.push(Slot {
+                item: Some(item),
+                prev: NIL,
+                next: NIL,
+            });
+            self.index(hash, new_slot);
             self.push_head(new_slot);
         }
     }
 
     /// Removes every dead item; returns how many.
     pub fn sweep(&mut self, at: Moment) -> usize {
-        let dead: Vec<u32> = (0..self.entries.len() as u32)
-            .filter(|&slot| !self.entries[slot as usize].data.is_empty())
+        let dead: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&slot| self.slots[slot as usize].item.is_some())
             .filter(|&slot| self.death(slot, at).is_some())
             .collect();
         for &slot in &dead {
@@ -387,7 +357,7 @@ impl Shard {
     pub fn clear(&mut self) {
         // New, empty containers: the old ones' memory goes back.
         self.table = HashTable::new();
-        self.entries = Chunked::new();
+        self.slots = Chunked::new();
         self.free = Vec::new();
         self.head = NIL;
         self.tail = NIL;
@@ -399,26 +369,35 @@ impl Shard {
     pub fn items_by_recency(&self) -> impl Iterator<Item = (&[u8], usize, Deadline)> {
         let mut slot = self.head;
         std::iter::from_fn(move || {
-            let entry = self.entries.get(slot as usize)?;
-            slot = entry.next;
-            Some((
-                entry.key(),
-                entry.data.len() - entry.key_len as usize,
-                entry.deadline,
-            ))
+            let listed = self.slots.get(slot as usize)?;
+            slot = listed.next;
+            let item = listed.live();
+            Some((item.key(), item.value().len(), item.header().deadline))
         })
     }
 
     /// Memory the shard holds, which the memory limit bounds: its items'
-    /// key and value allocations, its entry slots (live or free), and its
-    /// table and free list at their capacity. The unused rest of the last
-    /// chunk of entries (under 64 KiB) is not counted: a new chunk would
-    /// otherwise evict a thousand small items at once.
+    /// allocations, its slots (live or free), and its table and free list
+    /// at their capacity. The unused rest of the last chunk of slots (under
+    /// 16 KiB) is not counted: a new chunk would otherwise evict a thousand
+    /// small items at once.
     pub fn held(&self) -> usize {
-        let containers = self.entries.len() * std::mem::size_of::<Entry>()
+        let containers = self.slots.len() * size_of::<Slot>()
             + self.table.allocation_size()
-            + self.free.capacity() * std::mem::size_of::<u32>();
-        self.bytes - self.items * ENTRY_COST + containers
+            + self.free.capacity() * size_of::<u32>();
+        self.bytes - self.items * SLOT_COST + containers
+    }
+
+    fn header_mut(&mut self, slot: u32) -> &mut super::item::Header {
+        self.slots[slot as usize].live_mut().header_mut()
+    }
+
+    /// Enters `slot` in the table under `hash`.
+    fn index(&mut self, hash: u64, slot: u32) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.table.insert_unique(hash, slot, |&i| {
+            hasher.hash_one(slots[i as usize].live().key())
+        });
     }
 
     fn next_cas(&mut self) -> u64 {
@@ -435,25 +414,25 @@ impl Shard {
 
     fn push_head(&mut self, slot: u32) {
         let old_head = self.head;
-        let entry = &mut self.entries[slot as usize];
-        entry.prev = NIL;
-        entry.next = old_head;
+        let linked = &mut self.slots[slot as usize];
+        linked.prev = NIL;
+        linked.next = old_head;
         match old_head {
             NIL => self.tail = slot,
-            h => self.entries[h as usize].prev = slot,
+            h => self.slots[h as usize].prev = slot,
         }
         self.head = slot;
     }
 
     fn unlink(&mut self, slot: u32) {
-        let Entry { prev, next, .. } = self.entries[slot as usize];
+        let Slot { prev, next, .. } = self.slots[slot as usize];
         match prev {
             NIL => self.head = next,
-            p => self.entries[p as usize].next = next,
+            p => self.slots[p as usize].next = next,
         }
         match next {
             NIL => self.tail = prev,
-            n => self.entries[n as usize].prev = prev,
+            n => self.slots[n as usize].prev = prev,
         }
     }
 }
