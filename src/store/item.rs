@@ -5,8 +5,9 @@
 //! Why not a struct beside a `Box<[u8]>`: for a 10-byte value that layout
 //! cost a 64-byte entry plus a 32-byte key and value block, and memcached
 //! held 1.17x as many items per MiB. Here a 9-byte key and 10-byte value
-//! take one 64-byte block (32 bytes of fields, 19 of data), and the shard's
-//! slot for it is 16 bytes (docs/memory.md).
+//! take one 64-byte block (40 bytes of fields, 19 of data), the item's
+//! links (LRU list, hash chain) are slot numbers inside it, and the shard
+//! keeps only an 8-byte pointer per slot (docs/memory.md).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -14,17 +15,24 @@ use std::ptr::NonNull;
 use super::expiry::Deadline;
 use crate::alloc::size_class;
 
+/// No slot: the end of a list or chain.
+pub const NIL: u32 = u32::MAX;
+
 /// An item's fixed fields, stored in front of its key and value.
 #[repr(C)]
 pub struct Header {
     pub cas: u64,
     pub flags: u32,
     pub deadline: Deadline,
-    /// When the item was stored (a delayed `flush_all` kills what was
-    /// stored up to its cutoff).
-    pub stored_at: u32,
-    /// When the item was stored or last fetched (meta `l`, `me`'s `la`).
+    /// When the item was stored or last fetched (meta `l`, `me`'s `la`);
+    /// a delayed `flush_all` kills items whose time is at or before its
+    /// cutoff, as memcached compares its `it->time`.
     pub last_access: u32,
+    /// The slots of its neighbours in the shard's LRU list.
+    pub prev: u32,
+    pub next: u32,
+    /// The slot of the next item in its hash bucket.
+    pub chain: u32,
     /// Private: the allocation's layout is computed from these two.
     value_len: u32,
     key_len: u8,
@@ -83,7 +91,7 @@ unsafe impl Sync for Item {}
 
 impl Item {
     /// An item under `key` whose value is `value[0]` then `value[1]` (so
-    /// that `append` and `prepend` need no temporary copy).
+    /// that `append` and `prepend` need no temporary copy), in no list.
     ///
     /// Keys are at most 250 bytes (the parser's limit) and values at most a
     /// gigabyte (`-I`'s limit), so both lengths fit their fields.
@@ -93,8 +101,10 @@ impl Item {
             cas: fields.cas,
             flags: fields.flags,
             deadline: fields.deadline,
-            stored_at: fields.now,
             last_access: fields.now,
+            prev: NIL,
+            next: NIL,
+            chain: NIL,
             value_len: u32::try_from(value_len).expect("values are at most a gigabyte"),
             key_len: u8::try_from(key.len()).expect("keys are at most 250 bytes"),
             marks: fields.marks,
@@ -225,8 +235,10 @@ mod tests {
 
     #[test]
     fn a_small_item_takes_one_64_byte_block() {
-        // The header is 32 bytes: a 9-byte key and a 10-byte value fit 64.
-        assert_eq!(size_of::<Header>(), 32);
-        assert_eq!(Item::allocation(19), 64);
+        // The header is 40 bytes: a key and a 10-byte value fit 64 up to a
+        // 14-byte key.
+        assert_eq!(size_of::<Header>(), 40);
+        assert_eq!(Item::allocation(24), 64);
+        assert_eq!(Item::allocation(25), 80);
     }
 }

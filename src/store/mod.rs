@@ -275,8 +275,8 @@ impl Store {
 
     fn locate(&self, key: &[u8]) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
-        // Middle bits pick the shard: hashbrown uses the low bits for the
-        // bucket and the top seven for its tags, which must stay varied.
+        // Middle bits pick the shard: the shard's index uses the low bits
+        // for its bucket, which must stay varied within a shard.
         let index = (hash >> 32) as usize & (self.shards.len() - 1);
         (hash, lock(&self.shards[index]))
     }

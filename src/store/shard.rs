@@ -1,23 +1,34 @@
-//! One shard of the store: a hash table over an array of slots, each
-//! holding one item and threaded on a least-recently-used list. Always used
-//! under the shard's lock.
+//! One shard of the store: slots holding items, a hash index over them and
+//! a least-recently-used list through them. Always used under the shard's
+//! lock.
+//!
+//! The index is memcached's (`assoc.c`): a power-of-two array of chain
+//! heads, each chain threaded through the items' own `chain` field, grown
+//! when it holds 1.5 items per bucket. An open-addressing table would keep
+//! its own copy of every slot number, and with items coming and going its
+//! deleted markers made it double in size (to 15 bytes per item at -m 64).
 
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
 use super::chunked::Chunked;
 use super::expiry::{is_past, Deadline};
-use super::item::{Fields, Item, Marks};
+use super::item::{Fields, Header, Item, Marks, NIL};
 
-/// What an item costs beside its own allocation: its slot and its table
-/// bucket (a slot number and a control byte).
-const SLOT_COST: usize = size_of::<Slot>() + size_of::<u32>() + 1;
+/// A slot: the item, or `None` when free. 8 bytes.
+type Slot = Option<Item>;
+
+// A slot is a thin pointer; a larger one would undo the point of `Item`.
+const _: () = assert!(size_of::<Slot>() == 8);
+
+/// What an item costs beside its own allocation: its slot, and a bucket
+/// (the index holds up to 1.5 items per 4-byte bucket, at least 0.75).
+const SLOT_COST: usize = size_of::<Slot>() + size_of::<u32>();
 
 /// What an item of `data_len` key and value bytes really costs, counted in
 /// `bytes`: the allocator's size class for its fields, key and value, and
-/// its slot and table bucket.
+/// its slot and bucket.
 pub fn item_cost(data_len: usize) -> usize {
     Item::allocation(data_len) + SLOT_COST
 }
@@ -26,33 +37,8 @@ pub fn item_cost(data_len: usize) -> usize {
 /// shards count independently and uniques stay unique across the store.
 pub const SHARD_BITS: u32 = 6;
 
-const NIL: u32 = u32::MAX;
-
-/// A place for one item, and its neighbours in the LRU list (kept here, not
-/// in the item, so that relinking touches the slots only). 16 bytes.
-struct Slot {
-    /// `None` in a free slot.
-    item: Option<Item>,
-    prev: u32,
-    next: u32,
-}
-
-// Two slots per item would undo the point of `Item`: keep it at 16 bytes.
-const _: () = assert!(size_of::<Slot>() == 16);
-
-impl Slot {
-    fn live(&self) -> &Item {
-        self.item
-            .as_ref()
-            .expect("a slot in the table holds an item")
-    }
-
-    fn live_mut(&mut self) -> &mut Item {
-        self.item
-            .as_mut()
-            .expect("a slot in the table holds an item")
-    }
-}
+/// Buckets a shard starts with.
+const FIRST_BUCKETS: usize = 64;
 
 /// A live item, as a reader sees it while holding the shard lock.
 pub struct ItemRef<'a> {
@@ -75,8 +61,8 @@ pub enum Miss {
 }
 
 /// The time a shard operation happens at, with the pending `flush_all`
-/// cutoff: items stored at or before `flush_cutoff` are dead once `now`
-/// reaches it (0: no flush pending).
+/// cutoff: items stored or last fetched at or before `flush_cutoff` are
+/// dead once `now` reaches it (0: no flush pending).
 #[derive(Clone, Copy, Debug)]
 pub struct Moment {
     pub now: u32,
@@ -110,9 +96,9 @@ impl NewItem<'_> {
 }
 
 pub struct Shard {
-    /// Slot numbers, found by the hash of their item's key (not stored:
-    /// recomputed when the table grows).
-    table: HashTable<u32>,
+    /// Chain heads: the slot of the first item whose key hashes to each
+    /// bucket, or `NIL`. A power of two of them.
+    buckets: Box<[u32]>,
     slots: Chunked<Slot>,
     free: Vec<u32>,
     hasher: RandomState,
@@ -131,7 +117,7 @@ impl Shard {
     /// Shard number `id`, whose keys are hashed by `hasher`.
     pub fn new(id: usize, hasher: RandomState) -> Shard {
         Shard {
-            table: HashTable::new(),
+            buckets: vec![NIL; FIRST_BUCKETS].into_boxed_slice(),
             slots: Chunked::new(),
             free: Vec::new(),
             hasher,
@@ -148,13 +134,17 @@ impl Shard {
     /// The slot of the live item under `key`; a dead one found on the way
     /// is removed (lazy expiry).
     pub fn find(&mut self, hash: u64, key: &[u8], at: Moment) -> Result<u32, Miss> {
-        let slots = &self.slots;
-        let Some(&slot) = self
-            .table
-            .find(hash, |&i| slots[i as usize].live().key() == key)
-        else {
+        let mut slot = self.buckets[self.bucket(hash)];
+        while slot != NIL {
+            let item = self.live(slot);
+            if item.key() == key {
+                break;
+            }
+            slot = item.header().chain;
+        }
+        if slot == NIL {
             return Err(Miss::Absent);
-        };
+        }
         match self.death(slot, at) {
             None => Ok(slot),
             Some(why) => {
@@ -166,12 +156,12 @@ impl Shard {
     }
 
     fn death(&self, slot: u32, at: Moment) -> Option<Miss> {
-        let item = self.slots[slot as usize].live().header();
+        let item = self.live(slot).header();
         if is_past(item.deadline, at.now) {
             Some(Miss::Expired)
         } else if at.flush_cutoff != 0
             && at.now >= at.flush_cutoff
-            && item.stored_at <= at.flush_cutoff
+            && item.last_access <= at.flush_cutoff
         {
             Some(Miss::Flushed)
         } else {
@@ -187,7 +177,7 @@ impl Shard {
 
     /// The item in `slot`, leaving its recency alone.
     pub fn item(&self, slot: u32) -> ItemRef<'_> {
-        let item = self.slots[slot as usize].live();
+        let item = self.live(slot);
         let header = item.header();
         ItemRef {
             key: item.key(),
@@ -235,7 +225,7 @@ impl Shard {
     pub fn value_mut(&mut self, slot: u32) -> &mut [u8] {
         let cas = self.next_cas();
         self.bump(slot);
-        let item = self.slots[slot as usize].live_mut();
+        let item = self.live_mut(slot);
         item.header_mut().cas = cas;
         item.value_mut()
     }
@@ -258,37 +248,34 @@ impl Shard {
         self.counters.total_items += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize].item = Some(item);
+                self.slots[slot as usize] = Some(item);
                 slot
             }
             None => {
-                self.slots.push(Slot {
-                    item: Some(item),
-                    prev: NIL,
-                    next: NIL,
-                });
+                self.slots.push(Some(item));
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index(hash, slot);
+        self.chain(hash, slot);
         self.push_head(slot);
+        if self.items > self.buckets.len() / 2 * 3 {
+            self.grow_buckets();
+        }
         slot
     }
 
-    /// Takes the item in `slot` out of the table, the list and the count.
+    /// Takes the item in `slot` out of the index, the list and the count.
     pub fn remove(&mut self, slot: u32) {
-        let hash = self.hasher.hash_one(self.slots[slot as usize].live().key());
-        let indexed = self.table.find_entry(hash, |&i| i == slot);
-        indexed.expect("a live slot is in the table").remove();
+        self.unchain(slot);
         self.unlink(slot);
-        let item = self.slots[slot as usize].item.take();
-        let item = item.expect("a slot in the table holds an item");
+        let item = self.slots[slot as usize].take();
+        let item = item.expect("a listed slot holds an item");
         self.bytes -= item_cost(item.data_len());
         self.items -= 1;
         self.free.push(slot);
     }
 
-    /// Evicts from the cold end until a new item whose key and value take
+    /// Evicts from the cold end until a new item whose allocation takes
     /// `incoming` bytes (0: none) fits in `limit` with all the shard holds
     /// (see [`Shard::held`]). An item larger than the whole limit is still
     /// stored, alone.
@@ -296,7 +283,7 @@ impl Shard {
         while self.tail != NIL {
             // A new item takes a free slot if there is one, else a new slot.
             let slot = if incoming > 0 && self.free.is_empty() {
-                SLOT_COST
+                size_of::<Slot>()
             } else {
                 0
             };
@@ -306,36 +293,32 @@ impl Shard {
             self.remove(self.tail);
             self.counters.evictions += 1;
         }
-        // Slots are reused but never given back, and evicting an item frees
-        // only its key and value: when the table or the free list grows, the
+        // Slots are reused but never given back: when the index grows, the
         // items evicted to pay for it leave their slots free for good, and
         // small items replaced by large ones leave most slots free. Then
-        // move the items to containers their size, which takes more than
-        // an eighth of the items' count in removals to happen again.
+        // move the items to new slots, which takes more than an eighth of
+        // the items' count in removals to happen again.
         if self.free.len() > self.items / 8 + 1024 {
             self.compact();
         }
     }
 
-    /// Moves the live items into new containers, keeping their order.
+    /// Moves the live items into new, dense slots, keeping their order.
     fn compact(&mut self) {
         let mut old = std::mem::replace(&mut self.slots, Chunked::new());
-        self.table = HashTable::new();
+        self.buckets = vec![NIL; self.buckets.len()].into_boxed_slice();
         self.free = Vec::new();
         let mut slot = self.tail;
         (self.head, self.tail) = (NIL, NIL);
         while slot != NIL {
-            let moving = &mut old[slot as usize];
-            slot = moving.prev;
-            let item = moving.item.take().expect("a listed slot holds an item");
+            let item = old[slot as usize]
+                .take()
+                .expect("a listed slot holds an item");
+            slot = item.header().prev;
             let hash = self.hasher.hash_one(item.key());
             let new_slot = self.slots.len() as u32;
-            self.slots.push(Slot {
-                item: Some(item),
-                prev: NIL,
-                next: NIL,
-            });
-            self.index(hash, new_slot);
+            self.slots.push(Some(item));
+            self.chain(hash, new_slot);
             self.push_head(new_slot);
         }
     }
@@ -343,7 +326,7 @@ impl Shard {
     /// Removes every dead item; returns how many.
     pub fn sweep(&mut self, at: Moment) -> usize {
         let dead: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&slot| self.slots[slot as usize].item.is_some())
+            .filter(|&slot| self.slots[slot as usize].is_some())
             .filter(|&slot| self.death(slot, at).is_some())
             .collect();
         for &slot in &dead {
@@ -356,7 +339,7 @@ impl Shard {
     /// Removes every item (`flush_all` with no delay).
     pub fn clear(&mut self) {
         // New, empty containers: the old ones' memory goes back.
-        self.table = HashTable::new();
+        self.buckets = vec![NIL; FIRST_BUCKETS].into_boxed_slice();
         self.slots = Chunked::new();
         self.free = Vec::new();
         self.head = NIL;
@@ -369,35 +352,83 @@ impl Shard {
     pub fn items_by_recency(&self) -> impl Iterator<Item = (&[u8], usize, Deadline)> {
         let mut slot = self.head;
         std::iter::from_fn(move || {
-            let listed = self.slots.get(slot as usize)?;
-            slot = listed.next;
-            let item = listed.live();
+            let item = self.slots.get(slot as usize)?.as_ref()?;
+            slot = item.header().next;
             Some((item.key(), item.value().len(), item.header().deadline))
         })
     }
 
     /// Memory the shard holds, which the memory limit bounds: its items'
-    /// allocations, its slots (live or free), and its table and free list
-    /// at their capacity. The unused rest of the last chunk of slots (under
-    /// 16 KiB) is not counted: a new chunk would otherwise evict a thousand
-    /// small items at once.
+    /// allocations, its slots (live or free), its buckets, and its free
+    /// list at its capacity. The unused rest of the last chunk of slots
+    /// (under 8 KiB) is not counted: a new chunk would otherwise evict a
+    /// hundred small items at once.
     pub fn held(&self) -> usize {
         let containers = self.slots.len() * size_of::<Slot>()
-            + self.table.allocation_size()
+            + self.buckets.len() * size_of::<u32>()
             + self.free.capacity() * size_of::<u32>();
         self.bytes - self.items * SLOT_COST + containers
     }
 
-    fn header_mut(&mut self, slot: u32) -> &mut super::item::Header {
-        self.slots[slot as usize].live_mut().header_mut()
+    fn live(&self, slot: u32) -> &Item {
+        self.slots[slot as usize]
+            .as_ref()
+            .expect("a listed slot holds an item")
     }
 
-    /// Enters `slot` in the table under `hash`.
-    fn index(&mut self, hash: u64, slot: u32) {
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.table.insert_unique(hash, slot, |&i| {
-            hasher.hash_one(slots[i as usize].live().key())
-        });
+    fn live_mut(&mut self, slot: u32) -> &mut Item {
+        self.slots[slot as usize]
+            .as_mut()
+            .expect("a listed slot holds an item")
+    }
+
+    fn header_mut(&mut self, slot: u32) -> &mut Header {
+        self.live_mut(slot).header_mut()
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        hash as usize & (self.buckets.len() - 1)
+    }
+
+    /// Puts `slot` first in the chain of `hash`'s bucket.
+    fn chain(&mut self, hash: u64, slot: u32) {
+        let bucket = self.bucket(hash);
+        self.header_mut(slot).chain = self.buckets[bucket];
+        self.buckets[bucket] = slot;
+    }
+
+    /// Takes `slot` out of its bucket's chain.
+    fn unchain(&mut self, slot: u32) {
+        let item = self.live(slot);
+        let (bucket, after) = (
+            self.bucket(self.hasher.hash_one(item.key())),
+            item.header().chain,
+        );
+        if self.buckets[bucket] == slot {
+            self.buckets[bucket] = after;
+            return;
+        }
+        let mut before = self.buckets[bucket];
+        loop {
+            assert_ne!(before, NIL, "a listed slot is in its bucket's chain");
+            let next = self.live(before).header().chain;
+            if next == slot {
+                self.header_mut(before).chain = after;
+                return;
+            }
+            before = next;
+        }
+    }
+
+    /// Doubles the buckets and chains every item anew.
+    fn grow_buckets(&mut self) {
+        self.buckets = vec![NIL; self.buckets.len() * 2].into_boxed_slice();
+        for slot in 0..self.slots.len() as u32 {
+            if let Some(item) = &self.slots[slot as usize] {
+                let hash = self.hasher.hash_one(item.key());
+                self.chain(hash, slot);
+            }
+        }
     }
 
     fn next_cas(&mut self) -> u64 {
@@ -414,25 +445,25 @@ impl Shard {
 
     fn push_head(&mut self, slot: u32) {
         let old_head = self.head;
-        let linked = &mut self.slots[slot as usize];
-        linked.prev = NIL;
-        linked.next = old_head;
+        let item = self.header_mut(slot);
+        item.prev = NIL;
+        item.next = old_head;
         match old_head {
             NIL => self.tail = slot,
-            h => self.slots[h as usize].prev = slot,
+            h => self.header_mut(h).prev = slot,
         }
         self.head = slot;
     }
 
     fn unlink(&mut self, slot: u32) {
-        let Slot { prev, next, .. } = self.slots[slot as usize];
+        let Header { prev, next, .. } = *self.live(slot).header();
         match prev {
             NIL => self.head = next,
-            p => self.slots[p as usize].next = next,
+            p => self.header_mut(p).next = next,
         }
         match next {
             NIL => self.tail = prev,
-            n => self.slots[n as usize].prev = prev,
+            n => self.header_mut(n).prev = prev,
         }
     }
 }
