@@ -9,7 +9,7 @@
 
 use std::ops::{Index, IndexMut};
 
-/// Elements per chunk: 16 KiB chunks for 16-byte slots.
+/// Elements per chunk: 8 KiB chunks for 8-byte slots.
 const CHUNK: usize = 1024;
 
 /// An array of `T` in chunks of [`CHUNK`].
