@@ -37,6 +37,9 @@ pub struct Header {
     value_len: u32,
     key_len: u8,
     pub marks: Marks,
+    /// The top bits of the key's hash: a lookup compares keys only when
+    /// these match (it fills what would be padding).
+    pub tag: u16,
 }
 
 /// The per-item state bits the meta commands read and set, as memcached's
@@ -73,6 +76,7 @@ impl Marks {
 
 /// The fields a new item starts with.
 pub struct Fields {
+    pub tag: u16,
     pub cas: u64,
     pub flags: u32,
     pub deadline: Deadline,
@@ -108,6 +112,7 @@ impl Item {
             value_len: u32::try_from(value_len).expect("values are at most a gigabyte"),
             key_len: u8::try_from(key.len()).expect("keys are at most 250 bytes"),
             marks: fields.marks,
+            tag: fields.tag,
         };
         let layout = layout(key.len(), value_len);
         // SAFETY: the layout is at least a header long, so not zero-sized.
@@ -203,6 +208,7 @@ mod tests {
 
     fn fields() -> Fields {
         Fields {
+            tag: 3,
             cas: 7,
             flags: 9,
             deadline: 0,

@@ -80,7 +80,7 @@ impl<'a> KeyLock<'a> {
     /// Removes the item, if there is one.
     pub fn remove(&mut self) {
         if let Ok(slot) = self.slot {
-            self.shard.remove(slot);
+            self.shard.remove(slot, self.hash);
             self.slot = Err(Miss::Absent);
         }
     }
