@@ -922,6 +922,29 @@ fn memory_stays_bounded_and_recent_keys_survive() {
     assert!(store.stats().bytes <= (LIMIT / 2 + store.shard_count() * MAX_ITEM) as u64);
 }
 
+/// What `-m` buys in small items: a 10-byte value under a 9-byte key costs
+/// the store at most 84 bytes of its limit all told (the item's allocation,
+/// slot and share of the index; 77 here). With an entry beside a separate
+/// key-and-value allocation it was 107.
+#[test]
+fn a_small_item_costs_at_most_84_bytes_of_the_limit() {
+    let limit = 8 * MIB;
+    let store = Store::new(limit, MAX_ITEM);
+    for n in 0..300_000 {
+        let key = format!("k:{n:07}");
+        set(&store, key.as_bytes(), b"0123456789", 0, START);
+    }
+    let stats = store.stats();
+    assert!(stats.evictions > 0, "the store was filled past its limit");
+    assert!(stats.held <= limit as u64, "{} held", stats.held);
+    let per_item = limit as f64 / stats.curr_items as f64;
+    assert!(
+        per_item <= 84.0,
+        "{per_item:.1} bytes of the limit per item ({} items)",
+        stats.curr_items
+    );
+}
+
 #[test]
 fn memory_stays_bounded_under_concurrent_writers() {
     let store = Arc::new(Store::new(LIMIT, MAX_ITEM));
