@@ -171,6 +171,11 @@ impl Item {
         unsafe { std::slice::from_raw_parts_mut(self.data().add(key_len).cast_mut(), len) }
     }
 
+    /// Where the item starts (to prefetch it).
+    pub fn address(&self) -> *const u8 {
+        self.0.as_ptr().cast()
+    }
+
     /// Key and value bytes.
     pub fn data_len(&self) -> usize {
         let header = self.header();

@@ -13,6 +13,7 @@
 //! Every operation takes `now` (unix seconds) from the caller: the server
 //! reads the clock once per batch of requests, and tests move time at will.
 
+mod buckets;
 mod chunked;
 pub mod counter;
 pub mod expiry;
