@@ -32,20 +32,7 @@ impl Buckets {
         self.heads.len()
     }
 
-    /// The first slot of the chain that `hash` belongs to.
-    #[inline]
-    pub fn first(&self, hash: u64) -> u32 {
-        if let Some((old, moved)) = &self.old {
-            let bucket = hash as usize & (old.len() - 1);
-            if bucket >= *moved {
-                return old[bucket];
-            }
-        }
-        self.heads[hash as usize & (self.heads.len() - 1)]
-    }
-
-    /// The head of the chain that `hash` belongs to, to change.
-    #[inline]
+    /// The head of the chain that `hash` belongs to.
     pub fn head(&mut self, hash: u64) -> &mut u32 {
         if let Some((old, moved)) = self.old.as_mut() {
             let bucket = hash as usize & (old.len() - 1);

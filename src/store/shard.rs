@@ -157,7 +157,7 @@ impl Shard {
     /// The slot of the live item under `key`; a dead one found on the way
     /// is removed (lazy expiry).
     pub fn find(&mut self, hash: u64, key: &[u8], at: Moment) -> Result<u32, Miss> {
-        let mut slot = self.buckets.first(hash);
+        let mut slot = *self.buckets.head(hash);
         while slot != NIL {
             let item = self.live(slot);
             if item.header().tag == tag(hash) && item.key() == key {
