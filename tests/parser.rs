@@ -1462,15 +1462,7 @@ fn storage_line(
     len: usize,
     noreply: bool,
 ) -> Vec<u8> {
-    let name = match mode {
-        StoreMode::Set => "set",
-        StoreMode::Add => "add",
-        StoreMode::Replace => "replace",
-        StoreMode::Append => "append",
-        StoreMode::Prepend => "prepend",
-        StoreMode::Cas(_) => "cas",
-    };
-    let mut line = format!("{name} ").into_bytes();
+    let mut line = format!("{} ", mode.name()).into_bytes();
     line.extend_from_slice(key);
     line.extend_from_slice(format!(" {flags} {exptime} {len}").as_bytes());
     if let StoreMode::Cas(unique) = mode {

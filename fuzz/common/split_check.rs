@@ -27,8 +27,7 @@
 use std::fmt;
 
 use kvserve::protocol::{
-    parse, ArithOp, ErrorReply, Limits, MetaCommand, Parsed, Request, Span, StoreMode,
-    KEY_MAX_LENGTH,
+    parse, ArithOp, ErrorReply, Limits, MetaCommand, Parsed, Request, Span, KEY_MAX_LENGTH,
 };
 
 /// The default item size limit (memcached's `-I 1m`).
@@ -175,14 +174,6 @@ impl Outcome {
 
 fn describe(request: &Request, bytes: &[Bytes]) -> String {
     let nr = |noreply: bool| if noreply { "/nr" } else { "" };
-    let store = |mode: StoreMode| match mode {
-        StoreMode::Set => "set",
-        StoreMode::Add => "add",
-        StoreMode::Replace => "replace",
-        StoreMode::Append => "append",
-        StoreMode::Prepend => "prepend",
-        StoreMode::Cas(_) => "cas",
-    };
     match *request {
         Request::Get {
             with_cas, touch, ..
@@ -196,9 +187,9 @@ fn describe(request: &Request, bytes: &[Bytes]) -> String {
             let keys = bytes[0].0.split(|&b| b == b' ').filter(|w| !w.is_empty());
             format!("{command}:{}", keys.count())
         }
-        Request::Store { mode, noreply, .. } => format!("{}{}", store(mode), nr(noreply)),
+        Request::Store { mode, noreply, .. } => format!("{}{}", mode.name(), nr(noreply)),
         Request::TooLarge { mode, noreply, .. } => {
-            format!("toolarge:{}{}", store(mode), nr(noreply))
+            format!("toolarge:{}{}", mode.name(), nr(noreply))
         }
         Request::Delete { noreply, .. } => format!("delete{}", nr(noreply)),
         Request::Arithmetic { op, noreply, .. } => {

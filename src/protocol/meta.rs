@@ -3,11 +3,10 @@
 //! bad line gets the error memcached sends.
 
 use super::base64;
-use super::number::parse_strtol_i32;
-use super::parse::{data_block, valid_key, Command, DataBlock, Limits, Line, Parsed};
+use super::frame::{valid_key, Command, DataCommand, DataLine, Line};
+use super::number::{parse_strtol_i32, parse_strtoull};
 use super::request::{ErrorReply, MetaCommand, MetaFlags, MetaRequest, Request, Span};
 use super::KEY_MAX_LENGTH;
-use crate::store::counter::parse as parse_strtoull;
 
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: a meta line of this many tokens or
 /// more (its count includes a terminal token) is refused.
@@ -15,16 +14,6 @@ const MAX_TOKENS: usize = 20;
 
 /// memcached's `MFLAG_MAX_OPAQUE_LENGTH`: the longest `O` token.
 const MAX_OPAQUE: usize = 32;
-
-/// The parsed line of an `ms`, whose data block follows.
-pub(super) struct MetaSetHeader {
-    key: Span,
-    /// The key's length once decoded: what counts against the size limit.
-    key_len: usize,
-    tokens: Span,
-    flags: MetaFlags,
-    data_len: usize,
-}
 
 /// A refused meta command. memcached sends meta errors even in quiet mode.
 fn refuse(reply: ErrorReply) -> Command {
@@ -127,12 +116,14 @@ impl Line<'_> {
         if self.opaque_too_long(3) {
             return swallow(ErrorReply::OpaqueTooLong);
         }
-        Command::MetaSet(MetaSetHeader {
-            key: self.tokens[1],
+        Command::Data(DataLine {
             key_len,
-            tokens: self.rest_from(3),
-            flags,
             data_len,
+            command: DataCommand::MetaSet {
+                key: self.tokens[1],
+                tokens: self.rest_from(3),
+                flags,
+            },
         })
     }
 
@@ -228,43 +219,4 @@ impl Line<'_> {
 /// Decodes a `b` key token into `out`; `None` if memcached could not.
 pub fn decode_key<'a>(token: &[u8], out: &'a mut [u8; KEY_MAX_LENGTH]) -> Option<&'a [u8]> {
     base64::decode(token, out).map(|len| &out[..len])
-}
-
-/// The data block of an `ms`.
-pub(super) fn parse_set(
-    buf: &[u8],
-    line_len: usize,
-    header: MetaSetHeader,
-    limits: &Limits,
-) -> Parsed {
-    let MetaSetHeader {
-        key,
-        key_len,
-        tokens,
-        flags,
-        data_len,
-    } = header;
-    let meta = |command, data| {
-        Request::Meta(MetaRequest {
-            command,
-            key,
-            tokens,
-            data,
-            flags,
-        })
-    };
-    let request = match data_block(buf, line_len, key_len, data_len, limits) {
-        DataBlock::Complete(data) => meta(MetaCommand::Set, data),
-        DataBlock::Incomplete => return Parsed::Incomplete,
-        DataBlock::TooLarge => meta(MetaCommand::SetTooLarge, Span::new(0, 0)),
-        // The one error memcached sends even for a quiet `ms`.
-        DataBlock::BadChunk => Request::Error {
-            reply: ErrorReply::BadDataChunk,
-            noreply: false,
-        },
-    };
-    Parsed::Request {
-        request,
-        len: line_len + data_len + 2,
-    }
 }

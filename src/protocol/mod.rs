@@ -1,6 +1,10 @@
 //! The memcached text protocol, with no I/O: requests are parsed out of a
-//! byte buffer and replies are appended to one. Both halves of it: the
-//! classic commands (`parse.rs`) and the meta commands (`meta.rs`).
+//! byte buffer and replies are appended to one. A request's framing (its
+//! command line of words, the data block after a storage line, and the
+//! bounds on both) is in `frame.rs`; reading the line is in `parse.rs` for
+//! the classic commands and in `meta.rs` for the meta commands; numbers are
+//! read in `number.rs`, strictly or as the C library does, as memcached
+//! reads each one.
 //!
 //! The parser is incremental: it looks at whatever bytes have arrived and
 //! answers "here is one complete request and how many bytes it used" or "need
@@ -10,6 +14,7 @@
 //! worker-pool pattern does exactly that).
 
 mod base64;
+mod frame;
 mod meta;
 mod number;
 mod parse;
@@ -17,8 +22,10 @@ pub mod reply;
 mod request;
 
 pub use base64::encode as base64_encode;
+pub use frame::{item_size, Limits};
 pub use meta::decode_key;
-pub use parse::{item_size, parse, Limits, Parsed};
+pub(crate) use number::parse_strtoull;
+pub use parse::{parse, Parsed};
 pub use request::{
     ArithOp, ErrorReply, MetaCommand, MetaFlags, MetaRequest, Request, Span, StoreMode,
 };

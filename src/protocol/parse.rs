@@ -1,49 +1,15 @@
-//! The incremental request parser.
+//! The incremental request parser: finds the command line, reads it (the
+//! classic commands here, the meta ones in `meta.rs`) and then the data
+//! block a storage command announces.
 
-use super::meta::{self, MetaSetHeader};
-use super::number::{parse_i32, parse_u32, parse_u64};
+use super::frame::{valid_key, Command, DataCommand, DataLine, Limits, Line};
+use super::number::{parse_i32, parse_strtoull, parse_u32, parse_u64};
 use super::request::{ArithOp, ErrorReply, Request, Span, StoreMode};
-use super::KEY_MAX_LENGTH;
-use crate::store::counter::parse as parse_strtoull;
 
 /// The first byte of every binary-protocol request. kvserve speaks only
 /// the text protocol, and a binary client cannot read a text error, so such
 /// a connection is closed at once.
 const BINARY_MAGIC: u8 = 0x80;
-
-/// memcached's `MAX_TOKENS`: a command line is split into at most this many words.
-const MAX_TOKENS: usize = 24;
-
-/// An item's size as memcached checks it against `-I`: its header (48
-/// bytes), the key and its NUL, the cas unique, and the data with its `\r\n`.
-pub fn item_size(key_len: usize, data_len: usize) -> usize {
-    48 + key_len + 1 + 8 + data_len + 2
-}
-
-/// The bounds the parser enforces, so that no input can make a connection
-/// buffer grow without end.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest item (key, data and header) a storage command may carry (`-I`).
-    pub max_item_size: usize,
-    /// Longest command line without a newline before the connection is closed
-    /// (memcached: 2048).
-    pub max_line: usize,
-    /// Longest `get`/`gets` line; memcached lets multi-gets grow past
-    /// `max_line`, kvserve bounds them too.
-    pub max_get_line: usize,
-}
-
-impl Limits {
-    /// memcached's limits for a given item size limit.
-    pub fn new(max_item_size: usize) -> Limits {
-        Limits {
-            max_item_size,
-            max_line: 2048,
-            max_get_line: max_item_size.max(2048),
-        }
-    }
-}
 
 /// What the parser found at the start of a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +50,10 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     let line_len = newline + 1;
     let (request, len) = match line.command() {
         Command::Complete(request) => (request, line_len),
-        Command::Storage(header) => return parse_storage(buf, line_len, header, limits),
-        Command::MetaSet(header) => return meta::parse_set(buf, line_len, header, limits),
+        Command::Data(data_line) => match data_line.request(buf, line_len, limits) {
+            Some(request) => (request, line_len + data_line.data_len + 2),
+            None => return Parsed::Incomplete,
+        },
         Command::Swallow { request, data_len } => (request, line_len + data_len + 2),
         Command::Close => return Parsed::Close,
     };
@@ -104,75 +72,7 @@ fn is_multiget(buf: &[u8]) -> bool {
             .any(|prefix| first_word.starts_with(prefix) || prefix.starts_with(first_word))
 }
 
-/// A command line split on spaces, as memcached's `tokenize_command`.
-pub(super) struct Line<'a> {
-    text: &'a [u8],
-    pub(super) tokens: [Span; MAX_TOKENS],
-    pub(super) count: usize,
-}
-
-/// What a command line turned out to be.
-pub(super) enum Command {
-    Complete(Request),
-    /// A storage command whose data block follows the line.
-    Storage(StorageHeader),
-    /// An `ms` whose data block follows the line.
-    MetaSet(MetaSetHeader),
-    /// A refused request whose announced data block (`data_len` bytes
-    /// and `\r\n`) follows the line and is swallowed unread, as memcached
-    /// does for an `ms` with bad flags.
-    Swallow {
-        request: Request,
-        data_len: usize,
-    },
-    Close,
-}
-
-/// The parsed line of a storage command.
-pub(super) struct StorageHeader {
-    mode: StoreMode,
-    key: Span,
-    flags: u32,
-    exptime: i64,
-    data_len: usize,
-    noreply: bool,
-}
-
-impl<'a> Line<'a> {
-    fn split(text: &'a [u8]) -> Line<'a> {
-        let mut line = Line {
-            text,
-            tokens: [Span::new(0, 0); MAX_TOKENS],
-            count: 0,
-        };
-        let mut start = None;
-        for (i, &b) in text.iter().enumerate() {
-            match (b == b' ', start) {
-                (false, None) => start = Some(i),
-                (true, Some(s)) => {
-                    if line.count == MAX_TOKENS {
-                        return line;
-                    }
-                    line.tokens[line.count] = Span::new(s, i - s);
-                    line.count += 1;
-                    start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            if line.count < MAX_TOKENS {
-                line.tokens[line.count] = Span::new(s, text.len() - s);
-                line.count += 1;
-            }
-        }
-        line
-    }
-
-    pub(super) fn token(&self, i: usize) -> &'a [u8] {
-        self.tokens[i].of(self.text)
-    }
-
+impl Line<'_> {
     /// `noreply` as the last word, as memcached's `set_noreply_maybe`.
     fn noreply(&self) -> bool {
         self.count > 1 && self.token(self.count - 1) == b"noreply"
@@ -188,16 +88,6 @@ impl<'a> Line<'a> {
     /// The key in token `i`, if memcached would accept it.
     fn key(&self, i: usize) -> Option<Span> {
         valid_key(self.token(i)).then_some(self.tokens[i])
-    }
-
-    /// Everything from token `i` to the end of the line.
-    pub(super) fn rest_from(&self, i: usize) -> Span {
-        let start = if i < self.count {
-            self.tokens[i].start()
-        } else {
-            self.text.len()
-        };
-        Span::new(start, self.text.len() - start)
     }
 
     fn command(&self) -> Command {
@@ -290,13 +180,16 @@ impl<'a> Line<'a> {
         let Ok(data_len) = usize::try_from(data_len) else {
             return self.error(ErrorReply::BadCommandLineFormat);
         };
-        Command::Storage(StorageHeader {
-            mode,
-            key,
-            flags,
-            exptime,
+        Command::Data(DataLine {
+            key_len: self.token(1).len(),
             data_len,
-            noreply: self.noreply(),
+            command: DataCommand::Store {
+                mode,
+                key,
+                flags,
+                exptime,
+                noreply: self.noreply(),
+            },
         })
     }
 
@@ -356,77 +249,5 @@ impl<'a> Line<'a> {
             }
         };
         Command::Complete(Request::FlushAll { delay, noreply })
-    }
-}
-
-/// memcached refuses keys over 250 bytes; kvserve also refuses control
-/// characters, which no text-protocol client can mean as part of a key.
-pub(super) fn valid_key(key: &[u8]) -> bool {
-    !key.is_empty() && key.len() <= KEY_MAX_LENGTH && key.iter().all(|&b| b > b' ' && b != 0x7f)
-}
-
-/// The data block that follows a storage command's line.
-pub(super) enum DataBlock {
-    /// All there, ending in `\r\n`: the data without it.
-    Complete(Span),
-    Incomplete,
-    /// Over the item size limit: swallowed as it arrives, never buffered.
-    TooLarge,
-    /// All there, but not ending in `\r\n`.
-    BadChunk,
-}
-
-/// Finds the `data_len` bytes and `\r\n` after a storage line of
-/// `line_len` bytes, for an item whose key is `key_len` bytes long. The
-/// whole request is `line_len + data_len + 2` bytes in every case.
-pub(super) fn data_block(
-    buf: &[u8],
-    line_len: usize,
-    key_len: usize,
-    data_len: usize,
-    limits: &Limits,
-) -> DataBlock {
-    let len = line_len + data_len + 2;
-    if item_size(key_len, data_len) > limits.max_item_size {
-        DataBlock::TooLarge
-    } else if buf.len() < len {
-        DataBlock::Incomplete
-    } else if &buf[len - 2..len] == b"\r\n" {
-        DataBlock::Complete(Span::new(line_len, data_len))
-    } else {
-        DataBlock::BadChunk
-    }
-}
-
-/// The data block of a storage command: complete, incomplete, oversized
-/// (swallowed) or not ending in `\r\n`.
-fn parse_storage(buf: &[u8], line_len: usize, header: StorageHeader, limits: &Limits) -> Parsed {
-    let StorageHeader {
-        mode,
-        key,
-        flags,
-        exptime,
-        data_len,
-        noreply,
-    } = header;
-    let request = match data_block(buf, line_len, key.of(buf).len(), data_len, limits) {
-        DataBlock::Complete(data) => Request::Store {
-            mode,
-            key,
-            flags,
-            exptime,
-            data,
-            noreply,
-        },
-        DataBlock::Incomplete => return Parsed::Incomplete,
-        DataBlock::TooLarge => Request::TooLarge { mode, key, noreply },
-        DataBlock::BadChunk => Request::Error {
-            reply: ErrorReply::BadDataChunk,
-            noreply,
-        },
-    };
-    Parsed::Request {
-        request,
-        len: line_len + data_len + 2,
     }
 }

@@ -46,6 +46,21 @@ pub enum StoreMode {
     Cas(u64),
 }
 
+impl StoreMode {
+    /// The command word that asks for this mode, for whatever writes
+    /// requests or describes them (tests, the fuzz check).
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreMode::Set => "set",
+            StoreMode::Add => "add",
+            StoreMode::Replace => "replace",
+            StoreMode::Append => "append",
+            StoreMode::Prepend => "prepend",
+            StoreMode::Cas(_) => "cas",
+        }
+    }
+}
+
 /// `incr` or `decr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOp {

@@ -10,7 +10,7 @@ use super::expiry::Deadline;
 use super::item::Marks;
 use super::shard::{ItemRef, Miss, NewItem, Shard};
 use super::{ArithOutcome, StoreMode, StoreOutcome};
-use crate::protocol::item_size;
+use crate::protocol::{item_size, parse_strtoull};
 
 /// A key whose shard is locked, with the live item found under it, if any.
 pub struct KeyLock<'a> {
@@ -171,7 +171,7 @@ impl<'a> KeyLock<'a> {
             return ArithOutcome::NonNumeric;
         }
         let (flags, deadline) = (item.flags, item.deadline);
-        let Some(value) = counter::parse(item.value) else {
+        let Some(value) = parse_strtoull(item.value) else {
             return ArithOutcome::NonNumeric;
         };
         let new_value = if incr {
