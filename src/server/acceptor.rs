@@ -1,32 +1,40 @@
 //! The acceptor thread of the patterns whose readers own connections
 //! (multi-reader, work-stealing): it only accepts, and deals each new
 //! connection to the next reader in turn over a channel, waking it
-//! (memcached's `dispatch_conn_new`).
+//! (memcached's `dispatch_conn_new`). It also keeps the readers' threads,
+//! to wait for them at shutdown.
 
 use std::io;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll};
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::event_loop::{wire_poll, ACCEPT_RETRY, POLL_TIMEOUT};
 use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
+use crate::server::polling::{wire_poll, ACCEPT_RETRY, POLL_TIMEOUT};
 use crate::server::shutdown::Shutdown;
 
-/// Where the acceptor sends a reader its new connections, and how it wakes it.
-pub type Inbox = (Sender<TcpStream>, Arc<Notifier>);
+/// What a reader of the acceptor's starts with.
+pub struct ReaderWiring {
+    pub poll: Poll,
+    pub notifier: Arc<Notifier>,
+    pub inbox: Receiver<TcpStream>,
+}
 
-/// The accepting thread's listener, poller and statistics.
+/// The accepting thread's listener and poller, and its readers.
 pub struct Acceptor {
     poll: Poll,
     listener: TcpListener,
     stats: Arc<ThreadStats>,
+    /// Where each reader's new connections go, and how it is woken.
+    inboxes: Vec<(Sender<TcpStream>, Arc<Notifier>)>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Acceptor {
@@ -43,66 +51,62 @@ impl Acceptor {
             poll,
             listener,
             stats: engine.stats.register(Role::Acceptor),
+            inboxes: Vec::new(),
+            readers: Vec::new(),
         })
     }
 
-    /// Accepts and deals until shutdown (see [`deal`]), then closes the
-    /// readers' inboxes and waits for the `readers` to finish: the
-    /// acceptor thread's whole life in multi-reader and work-stealing.
-    pub fn run(
-        self,
-        inboxes: Vec<Inbox>,
-        readers: Vec<JoinHandle<()>>,
-        engine: &Engine,
-        shutdown: &Shutdown,
-    ) -> io::Result<()> {
-        deal(
-            self.poll,
-            self.listener,
-            &inboxes,
-            engine,
-            &self.stats,
-            shutdown,
-        )?;
-        drop(inboxes);
-        for reader in readers {
+    /// The next reader's poll, with the waker that the acceptor and
+    /// shutdown wake it by, and the channel it takes its new connections from.
+    pub fn wire_reader(&mut self, shutdown: &Shutdown) -> io::Result<ReaderWiring> {
+        let (poll, notifier) = wire_poll(None, shutdown)?;
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        self.inboxes.push((sender, Arc::clone(&notifier)));
+        Ok(ReaderWiring {
+            poll,
+            notifier,
+            inbox,
+        })
+    }
+
+    /// Starts the next reader's thread, `reader-N`.
+    pub fn start_reader(&mut self, reader: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let name = format!("reader-{}", self.readers.len());
+        self.readers
+            .push(thread::Builder::new().name(name).spawn(reader)?);
+        Ok(())
+    }
+
+    /// Accepts on the calling thread until shutdown, dealing connections
+    /// to the readers' inboxes round-robin; then closes the inboxes and
+    /// waits for the readers to finish.
+    pub fn run(mut self, engine: &Engine, shutdown: &Shutdown) -> io::Result<()> {
+        let mut next = 0;
+        let mut events = Events::with_capacity(64);
+        let mut retry = false;
+        while !shutdown.is_requested() {
+            let timeout = if retry { ACCEPT_RETRY } else { POLL_TIMEOUT };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let started = Instant::now();
+            let result = accept_pending(&self.listener, engine, &self.stats, |stream| {
+                let (inbox, notifier) = &self.inboxes[next];
+                next = (next + 1) % self.inboxes.len();
+                match inbox.send(stream) {
+                    Ok(()) => notifier.notify(),
+                    Err(_) => connection_closed(engine),
+                }
+            });
+            retry = result.is_err();
+            self.stats.busy_us.add(started.elapsed().as_micros() as u64);
+        }
+        self.inboxes.clear();
+        for reader in self.readers {
             let _ = reader.join();
         }
         Ok(())
     }
-}
-
-/// Accepts on the calling thread until shutdown, dealing connections to
-/// `inboxes` round-robin.
-fn deal(
-    mut poll: Poll,
-    listener: TcpListener,
-    inboxes: &[Inbox],
-    engine: &Engine,
-    stats: &ThreadStats,
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    let mut next = 0;
-    let mut events = Events::with_capacity(64);
-    let mut retry = false;
-    while !shutdown.is_requested() {
-        let timeout = if retry { ACCEPT_RETRY } else { POLL_TIMEOUT };
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        let started = Instant::now();
-        let result = accept_pending(&listener, engine, stats, |stream| {
-            let (inbox, notifier) = &inboxes[next];
-            next = (next + 1) % inboxes.len();
-            match inbox.send(stream) {
-                Ok(()) => notifier.notify(),
-                Err(_) => connection_closed(engine),
-            }
-        });
-        retry = result.is_err();
-        stats.busy_us.add(started.elapsed().as_micros() as u64);
-    }
-    Ok(())
 }

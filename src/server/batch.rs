@@ -3,7 +3,7 @@
 //!
 //! The thread that owns a connection reads and parses it ([`advance`]); any
 //! thread may execute the batch and write its replies ([`execute_batch`]);
-//! the connection then goes home, where the owner moves it on. A connection
+//! the connection then goes home ([`super::home`]), where the owner moves it on. A connection
 //! has at most one batch away at a time, so its requests are executed and
 //! answered in the order they were sent.
 
@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
-use crate::server::connection::{Connection, Next, Readiness};
-use mio::{Registry, Token};
+use crate::server::connection::{Connection, Next};
 
 /// The longest a thread executes one connection's batch before handing the
 /// rest back to its owner, which queues it again behind the batches that
@@ -73,72 +72,6 @@ impl std::ops::DerefMut for Batch {
     }
 }
 
-/// A connection as its owner sees it.
-pub struct Client {
-    /// The connection while it is home; `None` while its batch is away.
-    pub batch: Option<Batch>,
-    /// Readiness events that came while the batch was away.
-    pub missed: Readiness,
-}
-
-impl Client {
-    /// A client whose connection is home.
-    pub fn new(batch: Batch) -> Client {
-        Client {
-            batch: Some(batch),
-            missed: Readiness::default(),
-        }
-    }
-
-    /// The connection, unless its batch is away (for idle checks and the
-    /// shutdown drain, which skip busy connections).
-    pub fn conn(&self) -> Option<&Connection> {
-        self.batch.as_ref().map(|b| &b.conn)
-    }
-
-    /// [`conn`](Self::conn), mutably.
-    pub fn conn_mut(&mut self) -> Option<&mut Connection> {
-        self.batch.as_mut().map(|b| &mut b.conn)
-    }
-
-    /// Moves a connection that is home along: replays the readiness it
-    /// missed while away, then writes, reads and parses, and while it stays
-    /// home watches for writability exactly while output is pending.
-    pub fn step(
-        &mut self,
-        token: Token,
-        registry: &Registry,
-        engine: &Engine,
-        stats: &ThreadStats,
-    ) -> Moved {
-        let Some(mut batch) = self.batch.take() else {
-            return Moved::Stays;
-        };
-        batch.conn.on_event(std::mem::take(&mut self.missed));
-        match advance(&mut batch, engine, stats) {
-            Step::Home => {
-                let registered = batch.conn.update_interest(registry, token);
-                self.batch = Some(batch);
-                match registered {
-                    Ok(()) => Moved::Stays,
-                    Err(_) => Moved::Close,
-                }
-            }
-            Step::Sent => Moved::Ready(batch),
-            Step::Close => Moved::Close,
-        }
-    }
-}
-
-/// What the owner of a connection does after [`Client::step`].
-pub enum Moved {
-    /// Nothing: the connection waits for its client, or its batch is away.
-    Stays,
-    /// Parsed requests to execute: the batch leaves home.
-    Ready(Batch),
-    Close,
-}
-
 /// Executes a batch's requests in order and writes their replies, until
 /// they are done, the [`SLICE`] is used up, or the socket will not take
 /// replies past the output bound.
@@ -181,7 +114,8 @@ pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, no
 }
 
 /// Where a connection stands after [`advance`].
-enum Step {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
     /// Waiting for the client (to send or to read); the batch stays home.
     Home,
     /// Parsed requests are ready to execute.
@@ -191,7 +125,7 @@ enum Step {
 
 /// Writes pending replies, then parses the next batch of requests, reading
 /// more when none is complete.
-fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step {
+pub fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step {
     if parts.broken {
         return Step::Close;
     }

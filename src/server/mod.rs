@@ -20,12 +20,12 @@ pub mod command_log;
 pub mod config;
 pub mod connection;
 pub mod event_loop;
+pub mod home;
 pub mod listener;
 pub mod notifier;
 pub mod patterns;
-pub mod shared_epoll;
+pub mod polling;
 pub mod shutdown;
-pub mod work_queue;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

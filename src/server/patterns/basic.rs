@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use mio::net::TcpListener;
 
-use crate::engine::stats::Role;
 use crate::engine::Engine;
-use crate::server::event_loop::{EventLoop, Intake};
+use crate::server::event_loop::EventLoop;
 use crate::server::shutdown::Shutdown;
 
 /// Serves on the calling thread until shutdown.
@@ -24,6 +23,6 @@ pub fn run(
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    EventLoop::new(Intake::Listener(listener), Role::Loop, engine, shutdown)?.run();
+    EventLoop::with_listener(listener, engine, shutdown)?.run();
     Ok(())
 }

@@ -13,14 +13,12 @@
 //! an idle one: balancing is per connection, not per request.
 
 use std::sync::Arc;
-use std::thread;
 
 use mio::net::TcpListener;
 
-use crate::engine::stats::Role;
 use crate::engine::Engine;
-use crate::server::acceptor::{Acceptor, Inbox};
-use crate::server::event_loop::{EventLoop, Intake};
+use crate::server::acceptor::Acceptor;
+use crate::server::event_loop::EventLoop;
 use crate::server::shutdown::Shutdown;
 
 /// Starts `readers` reader threads and accepts on the calling thread until shutdown.
@@ -30,21 +28,11 @@ pub fn run(
     engine: &Arc<Engine>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<()> {
-    let acceptor = Acceptor::new(listener, engine, shutdown)?;
-
-    let mut inboxes: Vec<Inbox> = Vec::new();
-    let mut threads = Vec::new();
-    for n in 0..readers {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let event_loop = EventLoop::new(Intake::Inbox(rx), Role::Reader, engine, shutdown)?;
-        inboxes.push((tx, event_loop.notifier()));
-        threads.push(
-            thread::Builder::new()
-                .name(format!("reader-{n}"))
-                .spawn(move || event_loop.run())?,
-        );
+    let mut acceptor = Acceptor::new(listener, engine, shutdown)?;
+    for _ in 0..readers {
+        let event_loop = EventLoop::reader(acceptor.wire_reader(shutdown)?, engine, shutdown)?;
+        acceptor.start_reader(move || event_loop.run())?;
     }
-
-    acceptor.run(inboxes, threads, engine, shutdown)?;
+    acceptor.run(engine, shutdown)?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use mio::Token;
 
-use super::connection::Readiness;
+use crate::server::connection::Readiness;
 
 /// The most events taken in one [`harvest`].
 const HARVEST: usize = 64;

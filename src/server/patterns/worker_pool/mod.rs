@@ -29,6 +29,8 @@
 //! request or per connection; a worker wakes the dispatch thread once per
 //! share, and those wake-ups are coalesced by its [`Notifier`].
 
+mod work_queue;
+
 use std::io;
 use std::sync::Arc;
 use std::thread;
@@ -37,20 +39,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
-use slab::Slab;
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::batch::{execute_batch, Batch, Client, Moved};
-use crate::server::connection::{Connection, Readiness};
-use crate::server::event_loop::{
-    drain_output, end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT,
-    LISTENER, POLL_TIMEOUT, WAKER,
-};
-use crate::server::listener::{accept_pending, connection_closed};
+use crate::server::batch::{execute_batch, Batch};
+use crate::server::connection::Readiness;
+use crate::server::home::{Hands, Home};
+use crate::server::listener::accept_pending;
 use crate::server::notifier::Notifier;
+use crate::server::polling::{
+    end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER,
+    POLL_TIMEOUT, WAKER,
+};
 use crate::server::shutdown::Shutdown;
-use crate::server::work_queue::WorkQueue;
+use work_queue::WorkQueue;
 
 /// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
 pub fn run(
@@ -82,17 +84,18 @@ pub fn run(
     drop(done_tx);
 
     let mut dispatch = Dispatch {
+        home: Home::new(poll.registry().try_clone()?),
         poll,
         listener,
         notifier,
-        clients: Slab::new(),
         queue,
         workers,
         outbox: Vec::new(),
         done: done_rx,
-        in_flight: 0,
-        engine: Arc::clone(engine),
-        stats,
+        hands: Hands {
+            engine: Arc::clone(engine),
+            stats,
+        },
     };
     dispatch.run(shutdown);
     dispatch.queue.close();
@@ -135,22 +138,21 @@ struct Dispatch {
     poll: Poll,
     listener: TcpListener,
     notifier: Arc<Notifier>,
-    clients: Slab<Client>,
+    /// Every connection; those a worker has are away.
+    home: Home,
     queue: Arc<WorkQueue<Share>>,
     workers: usize,
     /// Batches parsed in this round, sent to the workers at its end.
     outbox: Vec<Batch>,
     done: Receiver<Batch>,
-    in_flight: usize,
-    engine: Arc<Engine>,
-    stats: Arc<ThreadStats>,
+    hands: Hands,
 }
 
 impl Dispatch {
     fn run(&mut self, shutdown: &Shutdown) {
         let mut events = Events::with_capacity(1024);
         let mut retry_accept = false;
-        let mut idle_check = IdleCheck::new(self.engine.settings.idle_timeout);
+        let mut idle_check = IdleCheck::new(self.hands.engine.settings.idle_timeout);
         while !shutdown.is_requested() {
             let timeout = if retry_accept {
                 ACCEPT_RETRY
@@ -166,77 +168,39 @@ impl Dispatch {
                 match event.token() {
                     WAKER => self.take_done(),
                     LISTENER => accept = true,
-                    Token(i) => self.on_event(i, Readiness::of(event)),
+                    Token(i) => {
+                        let batch = self.home.on_event(i, Readiness::of(event), &self.hands);
+                        self.outbox.extend(batch);
+                    }
                 }
             }
             if accept {
                 retry_accept = self.accept().is_err();
             }
             self.send_outbox();
-            // A connection a worker has is busy, not idle.
-            for i in idle_check.expired(&self.clients, Client::conn) {
-                self.close(i);
-            }
-            end_round(&self.stats, started);
+            self.home.close_idle(&mut idle_check, &self.hands.engine);
+            end_round(&self.hands.stats, started);
         }
         self.drain();
     }
 
     fn accept(&mut self) -> io::Result<()> {
         let mut accepted = Vec::new();
-        accept_pending(&self.listener, &self.engine, &self.stats, |s| {
-            accepted.push(s)
-        })?;
+        let Hands { engine, stats } = &self.hands;
+        accept_pending(&self.listener, engine, stats, |s| accepted.push(s))?;
         for stream in accepted {
-            let entry = self.clients.vacant_entry();
-            let i = entry.key();
-            let mut conn = Connection::new(stream);
-            if conn.register(self.poll.registry(), Token(i)).is_err() {
-                connection_closed(&self.engine);
-                continue;
-            }
-            entry.insert(Client::new(Batch::new(i, conn)));
-            self.serve(i);
+            let batch = self.home.add(stream, &self.hands);
+            self.outbox.extend(batch);
         }
         Ok(())
     }
 
-    /// A readiness event: serve the connection, or note the event until a
-    /// worker hands it back.
-    fn on_event(&mut self, i: usize, readiness: Readiness) {
-        let Some(client) = self.clients.get_mut(i) else {
-            return;
-        };
-        client.missed.merge(readiness);
-        self.serve(i);
-    }
-
-    /// Connections that workers handed back.
+    /// Connections that workers handed back move on.
     fn take_done(&mut self) {
         self.notifier.clear();
         while let Ok(batch) = self.done.try_recv() {
-            self.finish(batch);
-        }
-    }
-
-    /// A connection is back from a worker: it moves on.
-    fn finish(&mut self, batch: Batch) {
-        self.in_flight -= 1;
-        let i = batch.token;
-        self.clients[i].batch = Some(batch);
-        self.serve(i);
-    }
-
-    /// Moves connection `i` along, unless a worker has it.
-    fn serve(&mut self, i: usize) {
-        let registry = self.poll.registry();
-        match self.clients[i].step(Token(i), registry, &self.engine, &self.stats) {
-            Moved::Stays => {}
-            Moved::Ready(batch) => {
-                self.in_flight += 1;
-                self.outbox.push(batch);
-            }
-            Moved::Close => self.close(i),
+            let next = self.home.finish(batch, &self.hands);
+            self.outbox.extend(next);
         }
     }
 
@@ -257,46 +221,21 @@ impl Dispatch {
         self.queue.push_all(shares);
     }
 
-    /// Forgets connection `i`. One a worker still has (only at shutdown,
-    /// past the drain deadline) closes when the worker drops it.
-    fn close(&mut self, i: usize) {
-        let client = self.clients.remove(i);
-        if let Some(mut batch) = client.batch {
-            let _ = self.poll.registry().deregister(&mut batch.conn.stream);
-        }
-        connection_closed(&self.engine);
-    }
-
     /// Shutdown: stop accepting, let every batch in flight come back, write
     /// the replies within a bounded time, close everything.
     fn drain(&mut self) {
         let _ = self.poll.registry().deregister(&mut self.listener);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
-        // Last call: what clients sent before the signal may still be in the
-        // sockets, with its readiness event not yet taken.
-        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
-        for &i in &keys {
-            if let Some(batch) = self.clients.get_mut(i).and_then(|c| c.batch.as_mut()) {
-                batch.conn.expect_input();
-                self.serve(i);
-            }
-        }
+        let batches = self.home.last_call(&self.hands);
+        self.outbox.extend(batches);
         self.send_outbox();
-        while self.in_flight > 0 && Instant::now() < deadline {
+        while self.home.away() > 0 && Instant::now() < deadline {
             if let Ok(batch) = self.done.recv_timeout(Duration::from_millis(50)) {
-                self.finish(batch);
+                let next = self.home.finish(batch, &self.hands);
+                self.outbox.extend(next);
                 self.send_outbox();
             }
         }
-        drain_output(
-            &mut self.poll,
-            &mut self.clients,
-            &self.stats,
-            Client::conn_mut,
-        );
-        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
-        for i in keys {
-            self.close(i);
-        }
+        self.home.close_all(&mut self.poll, &self.hands);
     }
 }

@@ -1,0 +1,180 @@
+//! The connections one thread owns, any of which may be away with another
+//! thread while its batch executes: worker-pool's dispatch thread keeps
+//! one home, and each work-stealing reader keeps one that whoever holds its
+//! lock moves along.
+//!
+//! A connection is *home* between batches: then its owner reads, parses
+//! and writes it, and readiness events act on it at once. While its batch
+//! is *away* (queued or executing elsewhere), events are noted and replayed
+//! when the batch comes back ([`Home::finish`]). Every method that moves a
+//! connection along returns the batch it parsed, if any, for the caller to
+//! send where its pattern executes batches.
+
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use mio::{Poll, Registry, Token};
+use slab::Slab;
+
+use super::batch::{advance, Batch, Step};
+use super::connection::{Connection, Readiness};
+use super::listener::connection_closed;
+use super::polling::{drain_output, IdleCheck};
+use crate::engine::stats::ThreadStats;
+use crate::engine::Engine;
+
+/// One thread's connections, and how many of them are away.
+pub struct Home {
+    clients: Slab<Client>,
+    /// The owner's poll, where the connections are registered (by slab key).
+    registry: Registry,
+    /// Connections whose batch is queued somewhere or executing.
+    away: usize,
+}
+
+/// A connection as its owner sees it.
+struct Client {
+    /// The connection while it is home; `None` while its batch is away.
+    batch: Option<Batch>,
+    /// Readiness events that came while the batch was away.
+    missed: Readiness,
+}
+
+impl Client {
+    /// The connection, unless its batch is away (idle checks and the
+    /// shutdown drain skip busy connections).
+    fn conn(&self) -> Option<&Connection> {
+        self.batch.as_ref().map(|b| &b.conn)
+    }
+
+    fn conn_mut(&mut self) -> Option<&mut Connection> {
+        self.batch.as_mut().map(|b| &mut b.conn)
+    }
+}
+
+/// The thread moving a home's connections along: the engine they are
+/// served by, and the statistics that thread counts its work in.
+pub struct Hands {
+    pub engine: Arc<Engine>,
+    pub stats: Arc<ThreadStats>,
+}
+
+impl Home {
+    /// An empty home whose connections are registered in `registry`.
+    pub fn new(registry: Registry) -> Home {
+        Home {
+            clients: Slab::new(),
+            registry,
+            away: 0,
+        }
+    }
+
+    /// Takes in a new connection, registered for reading, and serves it at
+    /// once: its first requests may have come with it.
+    #[must_use]
+    pub fn add(&mut self, stream: TcpStream, hands: &Hands) -> Option<Batch> {
+        let entry = self.clients.vacant_entry();
+        let i = entry.key();
+        let mut conn = Connection::new(stream);
+        if let Err(e) = conn.register(&self.registry, Token(i)) {
+            tracing::warn!(error = %e, "cannot register connection");
+            connection_closed(&hands.engine);
+            return None;
+        }
+        entry.insert(Client {
+            batch: Some(Batch::new(i, conn)),
+            missed: Readiness::default(),
+        });
+        self.serve(i, hands)
+    }
+
+    /// A readiness event for connection `i`: it is served now if it is
+    /// home, or when its batch comes back.
+    #[must_use]
+    pub fn on_event(&mut self, i: usize, readiness: Readiness, hands: &Hands) -> Option<Batch> {
+        self.clients.get_mut(i)?.missed.merge(readiness);
+        self.serve(i, hands)
+    }
+
+    /// A batch is back, executed: its connection moves on.
+    #[must_use]
+    pub fn finish(&mut self, batch: Batch, hands: &Hands) -> Option<Batch> {
+        self.away -= 1;
+        let i = batch.token;
+        self.clients.get_mut(i)?.batch = Some(batch);
+        self.serve(i, hands)
+    }
+
+    /// How many connections are away.
+    pub fn away(&self) -> usize {
+        self.away
+    }
+
+    /// Moves connection `i` along, unless its batch is away: replays the
+    /// readiness it missed, writes, reads and parses; the batch if it
+    /// parsed requests. While it stays home it is watched for writability
+    /// exactly while output is pending.
+    fn serve(&mut self, i: usize, hands: &Hands) -> Option<Batch> {
+        let client = &mut self.clients[i];
+        let mut batch = client.batch.take()?;
+        batch.conn.on_event(std::mem::take(&mut client.missed));
+        let step = advance(&mut batch, &hands.engine, &hands.stats);
+        let registered = match step {
+            Step::Home => batch.conn.update_interest(&self.registry, Token(i)),
+            Step::Sent => {
+                self.away += 1;
+                return Some(batch);
+            }
+            Step::Close => Ok(()),
+        };
+        client.batch = Some(batch);
+        if step == Step::Close || registered.is_err() {
+            self.close(i, &hands.engine);
+        }
+        None
+    }
+
+    /// Forgets connection `i`. One whose batch is away (only at shutdown,
+    /// past the drain deadline) closes when its batch is dropped.
+    pub fn close(&mut self, i: usize, engine: &Engine) {
+        let client = self.clients.remove(i);
+        if let Some(mut batch) = client.batch {
+            let _ = self.registry.deregister(&mut batch.conn.stream);
+        }
+        connection_closed(engine);
+    }
+
+    /// `--idle-timeout`: closes the connections whose client has been
+    /// silent too long, if a check is due. One that is away is busy, not idle.
+    pub fn close_idle(&mut self, idle_check: &mut IdleCheck, engine: &Engine) {
+        for i in idle_check.expired(&self.clients, Client::conn) {
+            self.close(i, engine);
+        }
+    }
+
+    /// Shutdown's first step: reads what clients sent before the signal,
+    /// whose readiness events may not have been taken; the batches parsed.
+    pub fn last_call(&mut self, hands: &Hands) -> Vec<Batch> {
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        let mut batches = Vec::new();
+        for i in keys {
+            if let Some(conn) = self.clients.get_mut(i).and_then(Client::conn_mut) {
+                conn.expect_input();
+                batches.extend(self.serve(i, hands));
+            }
+        }
+        batches
+    }
+
+    /// Shutdown's last step: waits, up to
+    /// [`DRAIN_TIMEOUT`](super::polling::DRAIN_TIMEOUT), for every
+    /// connection's pending output to be written (polling `poll`, where
+    /// they are registered), then closes them all.
+    pub fn close_all(&mut self, poll: &mut Poll, hands: &Hands) {
+        drain_output(poll, &mut self.clients, &hands.stats, Client::conn_mut);
+        let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
+        for i in keys {
+            self.close(i, &hands.engine);
+        }
+    }
+}
