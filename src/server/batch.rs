@@ -1,11 +1,15 @@
-//! A connection travelling with its parsed requests: the unit of work that
-//! worker-pool hands to its workers and work-stealing's readers steal.
+//! Serving a connection, in every pattern: a connection travels with its
+//! parsed requests as a *batch*, the unit of work that the event loops
+//! execute themselves, worker-pool hands to its workers and work-stealing's
+//! readers steal.
 //!
-//! The thread that owns a connection reads and parses it ([`advance`]); any
-//! thread may execute the batch and write its replies ([`execute_batch`]);
-//! the connection then goes home ([`super::home`]), where the owner moves it on. A connection
-//! has at most one batch away at a time, so its requests are executed and
-//! answered in the order they were sent.
+//! The thread that owns a connection writes what is pending, reads and
+//! parses up to `-R` requests ([`advance`]); whichever thread the pattern
+//! chooses executes them and writes their replies ([`execute_batch`],
+//! where every request is executed); the connection then goes home
+//! ([`super::home`]), where the owner moves it on. A connection has at most
+//! one batch away at a time, so its requests are executed and answered in
+//! the order they were sent.
 
 use std::time::{Duration, Instant};
 
@@ -73,9 +77,15 @@ impl std::ops::DerefMut for Batch {
 }
 
 /// Executes a batch's requests in order and writes their replies, until
-/// they are done, the [`SLICE`] is used up, or the socket will not take
+/// they are done, `slice` (if any) is used up, or the socket will not take
 /// replies past the output bound.
-pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, now: u32) {
+pub fn execute_batch(
+    batch: &mut Batch,
+    engine: &Engine,
+    stats: &ThreadStats,
+    now: u32,
+    slice: Option<Duration>,
+) {
     let Parts {
         conn,
         requests,
@@ -85,7 +95,9 @@ pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, no
     } = &mut **batch;
     // No clock read for a batch of one request (most of them, with cheap
     // requests and no pipelining): nothing waits behind it.
-    let slice_end = (requests.len() - *next > 1).then(|| Instant::now() + SLICE);
+    let slice_end = slice
+        .filter(|_| requests.len() - *next > 1)
+        .map(|slice| Instant::now() + slice);
     while let Some((request, at)) = requests.get(*next) {
         *next += 1;
         // Not `conn.is_closing()`: the owner may have marked the connection
@@ -113,7 +125,7 @@ pub fn execute_batch(batch: &mut Batch, engine: &Engine, stats: &ThreadStats, no
     }
 }
 
-/// Where a connection stands after [`advance`].
+/// Where a connection stands after [`advance`]: the states of serving it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Waiting for the client (to send or to read); the batch stays home.

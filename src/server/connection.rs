@@ -1,4 +1,5 @@
-//! One client connection's buffers and I/O, shared by all three patterns.
+//! One client connection's buffers and I/O, the same in every pattern;
+//! serving it (write, parse, execute, read) is [`super::batch`]'s.
 //!
 //! The read buffer holds bytes from `start` to `end`; requests are parsed in
 //! place and name their keys by offsets into it. Replies collect in `output`
@@ -18,7 +19,6 @@ use super::command_log;
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::{parse, Limits, Parsed, Request};
-use crate::store::unix_now;
 
 /// Smallest free space a read is offered; the buffer grows to make room.
 const MIN_READ: usize = 4096;
@@ -39,21 +39,8 @@ pub enum Next {
     Close,
 }
 
-/// What an event loop does with a connection after serving it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Served {
-    /// Waiting for the client to send more.
-    Idle,
-    /// Waiting for the socket to take the pending output.
-    WaitWritable,
-    /// Its request budget ran out with work left: come back after the others.
-    Yield,
-    /// Done: close it.
-    Close,
-}
-
 /// What a readiness event said about a connection, kept apart from the
-/// event so that worker-pool can hold it while a worker has the connection.
+/// event so that its owner can hold it while the connection is away.
 #[derive(Clone, Copy, Default)]
 pub struct Readiness {
     readable: bool,
@@ -134,59 +121,6 @@ impl Connection {
             closing: false,
             watching_writes: false,
             last_read: Instant::now(),
-        }
-    }
-
-    /// Serves up to `budget` requests: executes what is buffered, writes the
-    /// replies, reads more, until the socket would block, the output is over
-    /// its bound, or the budget is spent. Used by the event-loop patterns.
-    pub fn serve(&mut self, engine: &Engine, stats: &ThreadStats, budget: usize) -> Served {
-        let now = unix_now();
-        let mut served = 0;
-        loop {
-            // Execute what is buffered, until the input runs out or the
-            // output reaches its bound.
-            let mut need_input = false;
-            while !self.closing && self.pending_output() < engine.settings.max_pending_output {
-                if served == budget {
-                    stats.conn_yields.incr();
-                    return match self.flush(stats) {
-                        Ok(_) => Served::Yield,
-                        Err(_) => Served::Close,
-                    };
-                }
-                match self.next_request(&engine.limits) {
-                    Next::Request(request, at) => {
-                        served += 1;
-                        // A quit sets `closing`, which ends this loop.
-                        self.execute(&request, at, engine, stats, now);
-                    }
-                    Next::Incomplete => {
-                        need_input = true;
-                        break;
-                    }
-                    Next::Close => self.closing = true,
-                }
-            }
-            match self.flush(stats) {
-                Ok(true) => {}
-                Ok(false) => return Served::WaitWritable,
-                Err(_) => return Served::Close,
-            }
-            if self.closing {
-                return Served::Close;
-            }
-            if !need_input {
-                // Stopped by the output bound, which the flush cleared:
-                // requests are still buffered, and no event will come for them.
-                continue;
-            }
-            match self.fill(stats) {
-                Ok(true) => {}
-                Ok(false) if self.closing => {} // end of stream: answer what came before it
-                Ok(false) => return Served::Idle,
-                Err(_) => return Served::Close,
-            }
         }
     }
 

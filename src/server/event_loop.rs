@@ -1,6 +1,13 @@
 //! A readiness event loop over many connections: read, parse, execute,
-//! write. basic runs one with the listener in it; multi-reader runs one per
-//! reader thread, fed with connections by its acceptor.
+//! write, all on one thread. basic runs one with the listener in it;
+//! multi-reader runs one per reader thread, fed with connections by its
+//! acceptor.
+//!
+//! It serves its connections as the batch patterns do (a [`Home`], whose
+//! batches it executes itself), so that one state machine serves every
+//! pattern. A connection is parsed at most `-R` requests at a time; when
+//! its next batch is ready as soon as one is done, it waits behind the
+//! other connections until the next round (memcached's `conn_yields`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,23 +17,21 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token};
-use slab::Slab;
 
 use super::acceptor::ReaderWiring;
-use super::connection::{Connection, Readiness, Served};
-use super::listener::{accept_pending, connection_closed};
+use super::batch::{execute_batch, Batch};
+use super::connection::Readiness;
+use super::home::{Hands, Home};
+use super::listener::accept_pending;
 use super::notifier::Notifier;
 use super::polling::{
-    drain_output, end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, LISTENER,
-    POLL_TIMEOUT, WAKER,
+    end_round, wait_for_events, wire_poll, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT,
+    WAKER,
 };
 use super::shutdown::Shutdown;
-use crate::engine::stats::{Role, ThreadStats};
+use crate::engine::stats::Role;
 use crate::engine::Engine;
-
-/// The most requests a connection is served at shutdown, so a client that
-/// keeps sending cannot hold the process up.
-const DRAIN_REQUESTS: usize = 10_000;
+use crate::store::unix_now;
 
 /// Where an event loop's connections come from.
 enum Intake {
@@ -42,13 +47,12 @@ pub struct EventLoop {
     poll: Poll,
     intake: Intake,
     notifier: Arc<Notifier>,
-    connections: Slab<Connection>,
-    /// Connections that used up their request budget with work left.
-    yielded: VecDeque<usize>,
+    home: Home,
+    /// Batches parsed and not executed yet: those of this round, then
+    /// those that yielded to them.
+    queue: VecDeque<Batch>,
     retry_accept: bool,
-    idle_check: IdleCheck,
-    engine: Arc<Engine>,
-    stats: Arc<ThreadStats>,
+    hands: Hands,
     shutdown: Arc<Shutdown>,
 }
 
@@ -87,23 +91,25 @@ impl EventLoop {
         shutdown: &Arc<Shutdown>,
     ) -> io::Result<EventLoop> {
         Ok(EventLoop {
+            home: Home::new(poll.registry().try_clone()?, engine.settings.idle_timeout),
             poll,
             intake,
             notifier,
-            connections: Slab::new(),
-            yielded: VecDeque::new(),
+            queue: VecDeque::new(),
             retry_accept: false,
-            idle_check: IdleCheck::new(engine.settings.idle_timeout),
-            engine: Arc::clone(engine),
-            stats: engine.stats.register(role),
+            hands: Hands {
+                engine: Arc::clone(engine),
+                stats: engine.stats.register(role),
+            },
             shutdown: Arc::clone(shutdown),
         })
     }
 
+    /// The loop, until shutdown.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = match (self.yielded.is_empty(), self.retry_accept) {
+            let timeout = match (self.queue.is_empty(), self.retry_accept) {
                 (false, _) => Duration::ZERO,
                 (true, true) => ACCEPT_RETRY,
                 (true, false) => POLL_TIMEOUT,
@@ -121,45 +127,34 @@ impl EventLoop {
                     WAKER => self.take_inbox(),
                     LISTENER => self.accept(),
                     Token(i) => {
-                        if let Some(conn) = self.connections.get_mut(i) {
-                            conn.on_event(Readiness::of(event));
-                            self.serve(i);
-                        }
+                        let batch = self.home.on_event(i, Readiness::of(event), &self.hands);
+                        self.queue.extend(batch);
                     }
                 }
             }
-            for _ in 0..self.yielded.len() {
-                if let Some(i) = self.yielded.pop_front() {
-                    self.serve(i);
-                }
-            }
+            self.run_queue();
             if self.retry_accept {
                 self.accept();
             }
-            for i in self.idle_check.expired(&self.connections, |c| Some(c)) {
-                self.close(i);
-            }
-            end_round(&self.stats, started);
+            self.home.close_idle(&self.hands.engine);
+            end_round(&self.hands.stats, started);
         }
     }
 
-    fn serve(&mut self, i: usize) {
-        let Some(conn) = self.connections.get_mut(i) else {
-            return;
-        };
-        let budget = self.engine.settings.reqs_per_event;
-        let served = conn.serve(&self.engine, &self.stats, budget);
-        if served != Served::Close
-            && conn
-                .update_interest(self.poll.registry(), Token(i))
-                .is_err()
-        {
-            return self.close(i);
-        }
-        match served {
-            Served::Close => self.close(i),
-            Served::Yield => self.yielded.push_back(i),
-            Served::Idle | Served::WaitWritable => {}
+    /// Executes the batches queued now, oldest first. A connection whose
+    /// next batch is ready at once yields: it is queued for the next round.
+    fn run_queue(&mut self) {
+        let Hands { engine, stats } = &self.hands;
+        let now = unix_now();
+        for _ in 0..self.queue.len() {
+            let Some(mut batch) = self.queue.pop_front() else {
+                break;
+            };
+            execute_batch(&mut batch, engine, stats, now, None);
+            if let Some(next) = self.home.finish(batch, &self.hands) {
+                stats.conn_yields.incr();
+                self.queue.push_back(next);
+            }
         }
     }
 
@@ -168,13 +163,15 @@ impl EventLoop {
             return;
         };
         let mut accepted = Vec::new();
-        let result = accept_pending(listener, &self.engine, &self.stats, |s| accepted.push(s));
+        let Hands { engine, stats } = &self.hands;
+        let result = accept_pending(listener, engine, stats, |s| accepted.push(s));
         self.retry_accept = result.is_err();
         if let Err(e) = result {
             tracing::warn!(error = %e, "accept failed; retrying");
         }
         for stream in accepted {
-            self.add(stream);
+            let batch = self.home.add(stream, &self.hands);
+            self.queue.extend(batch);
         }
     }
 
@@ -183,30 +180,11 @@ impl EventLoop {
         let Intake::Inbox(inbox) = &self.intake else {
             return;
         };
-        let streams: Vec<TcpStream> = inbox.try_iter().collect();
-        for stream in streams {
-            self.stats.connections.incr();
-            self.add(stream);
+        for stream in inbox.try_iter() {
+            self.hands.stats.connections.incr();
+            let batch = self.home.add(stream, &self.hands);
+            self.queue.extend(batch);
         }
-    }
-
-    fn add(&mut self, stream: TcpStream) {
-        let entry = self.connections.vacant_entry();
-        let i = entry.key();
-        let mut conn = Connection::new(stream);
-        if let Err(e) = conn.register(self.poll.registry(), Token(i)) {
-            tracing::warn!(error = %e, "cannot register connection");
-            connection_closed(&self.engine);
-            return;
-        }
-        entry.insert(conn);
-        self.serve(i);
-    }
-
-    fn close(&mut self, i: usize) {
-        let mut conn = self.connections.remove(i);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        connection_closed(&self.engine);
     }
 
     /// Shutdown: stop accepting, answer every request already received,
@@ -215,23 +193,13 @@ impl EventLoop {
         if let Intake::Listener(listener) = &mut self.intake {
             let _ = self.poll.registry().deregister(listener);
         }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
         self.take_inbox();
-        let keys: Vec<usize> = self.connections.iter().map(|(i, _)| i).collect();
-        for &i in &keys {
-            if let Some(conn) = self.connections.get_mut(i) {
-                // The last poll's events were not taken: read regardless.
-                conn.expect_input();
-                conn.serve(&self.engine, &self.stats, DRAIN_REQUESTS);
-                conn.set_closing();
-            }
+        let batches = self.home.last_call(&self.hands);
+        self.queue.extend(batches);
+        while !self.queue.is_empty() && Instant::now() < deadline {
+            self.run_queue();
         }
-        drain_output(&mut self.poll, &mut self.connections, &self.stats, |c| {
-            Some(c)
-        });
-        for i in keys {
-            if self.connections.contains(i) {
-                self.close(i);
-            }
-        }
+        self.home.close_all(&mut self.poll, &self.hands);
     }
 }

@@ -1,7 +1,10 @@
-//! The connections one thread owns, any of which may be away with another
-//! thread while its batch executes: worker-pool's dispatch thread keeps
-//! one home, and each work-stealing reader keeps one that whoever holds its
-//! lock moves along.
+//! The connections one thread owns, any of which may be away (its batch
+//! queued or executing, maybe on another thread).
+//!
+//! Every pattern serves its connections through a home: the event loops
+//! keep one whose batches they execute themselves; worker-pool's dispatch
+//! thread keeps one whose batches its workers execute; each work-stealing
+//! reader keeps one that whoever holds its lock moves along.
 //!
 //! A connection is *home* between batches: then its owner reads, parses
 //! and writes it, and readiness events act on it at once. While its batch
@@ -11,17 +14,24 @@
 //! send where its pattern executes batches.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Poll, Registry, Token};
+use mio::{Events, Poll, Registry, Token};
 use slab::Slab;
 
 use super::batch::{advance, Batch, Step};
 use super::connection::{Connection, Readiness};
 use super::listener::connection_closed;
-use super::polling::{drain_output, IdleCheck};
+use super::polling::DRAIN_TIMEOUT;
 use crate::engine::stats::ThreadStats;
 use crate::engine::Engine;
+
+/// How long the shutdown drain sleeps at most before it tries every
+/// connection's pending output again.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// How often `--idle-timeout` is checked.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// One thread's connections, and how many of them are away.
 pub struct Home {
@@ -30,6 +40,9 @@ pub struct Home {
     registry: Registry,
     /// Connections whose batch is queued somewhere or executing.
     away: usize,
+    /// `--idle-timeout`, if set.
+    idle_timeout: Option<Duration>,
+    last_idle_check: Instant,
 }
 
 /// A connection as its owner sees it.
@@ -60,12 +73,16 @@ pub struct Hands {
 }
 
 impl Home {
-    /// An empty home whose connections are registered in `registry`.
-    pub fn new(registry: Registry) -> Home {
+    /// An empty home whose connections are registered in `registry`,
+    /// closed after `idle_timeout` seconds of silence (`--idle-timeout`; 0:
+    /// never).
+    pub fn new(registry: Registry, idle_timeout: u64) -> Home {
         Home {
             clients: Slab::new(),
             registry,
             away: 0,
+            idle_timeout: (idle_timeout > 0).then(|| Duration::from_secs(idle_timeout)),
+            last_idle_check: Instant::now(),
         }
     }
 
@@ -144,10 +161,23 @@ impl Home {
         connection_closed(engine);
     }
 
-    /// `--idle-timeout`: closes the connections whose client has been
-    /// silent too long, if a check is due. One that is away is busy, not idle.
-    pub fn close_idle(&mut self, idle_check: &mut IdleCheck, engine: &Engine) {
-        for i in idle_check.expired(&self.clients, Client::conn) {
+    /// `--idle-timeout`: about once a second, closes the connections whose
+    /// client has been silent for longer than the timeout. One that is
+    /// away is busy, not idle.
+    pub fn close_idle(&mut self, engine: &Engine) {
+        let Some(timeout) = self.idle_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        if now.duration_since(self.last_idle_check) < IDLE_CHECK {
+            return;
+        }
+        self.last_idle_check = now;
+        let idle: Vec<usize> = (self.clients.iter())
+            .filter(|(_, c)| c.conn().is_some_and(|c| c.is_idle(now, timeout)))
+            .map(|(i, _)| i)
+            .collect();
+        for i in idle {
             self.close(i, engine);
         }
     }
@@ -166,12 +196,25 @@ impl Home {
         batches
     }
 
-    /// Shutdown's last step: waits, up to
-    /// [`DRAIN_TIMEOUT`](super::polling::DRAIN_TIMEOUT), for every
+    /// Shutdown's last step: waits, up to [`DRAIN_TIMEOUT`], for every
     /// connection's pending output to be written (polling `poll`, where
     /// they are registered), then closes them all.
     pub fn close_all(&mut self, poll: &mut Poll, hands: &Hands) {
-        drain_output(poll, &mut self.clients, &hands.stats, Client::conn_mut);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut events = Events::with_capacity(256);
+        loop {
+            let mut pending = false;
+            for conn in self.clients.iter_mut().filter_map(|(_, c)| c.conn_mut()) {
+                if conn.pending_output() > 0 {
+                    pending |= matches!(conn.flush(&hands.stats), Ok(false));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !pending || left.is_zero() {
+                break;
+            }
+            let _ = poll.poll(&mut events, Some(left.min(DRAIN_POLL)));
+        }
         let keys: Vec<usize> = self.clients.iter().map(|(i, _)| i).collect();
         for i in keys {
             self.close(i, &hands.engine);

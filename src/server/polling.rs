@@ -1,7 +1,6 @@
 //! What every polling thread shares (event loops, worker-pool's dispatch
 //! thread, work-stealing's readers, the acceptor): the tokens and timeouts
-//! of its poll, how it is wired and waited on, how a round ends, and the
-//! shutdown drain of replies and `--idle-timeout` checks.
+//! of its poll, how it is wired and waited on, and how a round ends.
 
 use std::io;
 use std::sync::Arc;
@@ -9,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
 
-use super::connection::Connection;
 use super::notifier::Notifier;
 use super::shutdown::Shutdown;
 use crate::engine::stats::ThreadStats;
@@ -71,71 +68,4 @@ pub fn wire_poll(
     let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
     shutdown.watch(Arc::clone(&notifier));
     Ok((poll, notifier))
-}
-
-/// Waits, up to [`DRAIN_TIMEOUT`], for every connection's pending output
-/// to be written. Shared by the event loops and worker-pool's dispatcher,
-/// whose `conn_of` gives `None` for a connection a worker still has.
-pub fn drain_output<T>(
-    poll: &mut Poll,
-    connections: &mut Slab<T>,
-    stats: &ThreadStats,
-    conn_of: impl Fn(&mut T) -> Option<&mut Connection>,
-) {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let mut events = Events::with_capacity(256);
-    loop {
-        let mut pending = false;
-        for (_, entry) in connections.iter_mut() {
-            let Some(conn) = conn_of(entry) else {
-                continue;
-            };
-            if conn.pending_output() > 0 {
-                pending |= matches!(conn.flush(stats), Ok(false));
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !pending || left.is_zero() {
-            return;
-        }
-        let _ = poll.poll(&mut events, Some(left.min(Duration::from_millis(50))));
-    }
-}
-
-/// `--idle-timeout`: about once a second, finds connections whose client
-/// has been silent for longer than the timeout.
-pub struct IdleCheck {
-    timeout: Option<Duration>,
-    last: Instant,
-}
-
-impl IdleCheck {
-    pub fn new(timeout_secs: u64) -> IdleCheck {
-        IdleCheck {
-            timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
-            last: Instant::now(),
-        }
-    }
-
-    /// The keys of idle connections, if a check is due; `conn_of` gives
-    /// `None` for a connection that is busy elsewhere, which is not idle.
-    pub fn expired<T>(
-        &mut self,
-        connections: &Slab<T>,
-        conn_of: impl Fn(&T) -> Option<&Connection>,
-    ) -> Vec<usize> {
-        let now = Instant::now();
-        let Some(timeout) = self.timeout else {
-            return Vec::new();
-        };
-        if now.duration_since(self.last) < Duration::from_secs(1) {
-            return Vec::new();
-        }
-        self.last = now;
-        connections
-            .iter()
-            .filter(|(_, c)| conn_of(c).is_some_and(|c| c.is_idle(now, timeout)))
-            .map(|(i, _)| i)
-            .collect()
-    }
 }

@@ -62,10 +62,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The shared part of the reader that `wiring` is for, and what that
-    /// reader alone uses: its poll, and the queue it pushes to and pops from.
+    /// The shared part of the reader that `wiring` is for (its
+    /// connections closed after `idle_timeout` seconds of silence, if not
+    /// 0), and what that reader alone uses: its poll, and the queue it
+    /// pushes to and pops from.
     pub fn new(
         wiring: ReaderWiring,
+        idle_timeout: u64,
         stats: Arc<ThreadStats>,
     ) -> io::Result<(Peer, (Poll, Worker<Owned>))> {
         let ReaderWiring {
@@ -75,7 +78,7 @@ impl Peer {
         } = wiring;
         let queue = Worker::new_fifo();
         let peer = Peer {
-            home: Mutex::new(Home::new(poll.registry().try_clone()?)),
+            home: Mutex::new(Home::new(poll.registry().try_clone()?, idle_timeout)),
             inbox,
             returns: crossbeam_channel::unbounded(),
             stealer: queue.stealer(),
@@ -296,7 +299,7 @@ mod tests {
                 inbox: crossbeam_channel::never(),
             };
             let stats = stats.register(Role::StealingReader);
-            let (peer, (poll, _queue)) = Peer::new(wiring, stats).unwrap();
+            let (peer, (poll, _queue)) = Peer::new(wiring, 0, stats).unwrap();
             peers.push(peer);
             polls.push(poll);
         }

@@ -81,7 +81,9 @@ pub fn run(
     let mut own = Vec::new();
     for _ in 0..readers {
         let stats = engine.stats.register(Role::StealingReader);
-        let (peer, own_parts) = Peer::new(acceptor.wire_reader(shutdown)?, Arc::clone(&stats))?;
+        let wiring = acceptor.wire_reader(shutdown)?;
+        let idle_timeout = engine.settings.idle_timeout;
+        let (peer, own_parts) = Peer::new(wiring, idle_timeout, Arc::clone(&stats))?;
         peers.push(peer);
         own.push((own_parts, stats));
     }

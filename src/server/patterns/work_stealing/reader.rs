@@ -18,9 +18,7 @@ use crate::engine::Engine;
 use crate::server::batch::{execute_batch, Batch, SLICE};
 use crate::server::connection::Readiness;
 use crate::server::home::{Hands, Home};
-use crate::server::polling::{
-    end_round, wait_for_events, IdleCheck, DRAIN_TIMEOUT, POLL_TIMEOUT, WAKER,
-};
+use crate::server::polling::{end_round, wait_for_events, DRAIN_TIMEOUT, POLL_TIMEOUT, WAKER};
 use crate::server::shutdown::Shutdown;
 use crate::store::unix_now;
 
@@ -34,7 +32,6 @@ pub struct Reader {
     /// The reader stolen from last: victims are tried round-robin.
     victim: usize,
     crew: Arc<Crew>,
-    idle_check: IdleCheck,
     hands: Hands,
     shutdown: Arc<Shutdown>,
 }
@@ -55,7 +52,6 @@ impl Reader {
             queue,
             victim: me,
             crew: Arc::clone(crew),
-            idle_check: IdleCheck::new(engine.settings.idle_timeout),
             hands: Hands {
                 engine: Arc::clone(engine),
                 stats,
@@ -98,7 +94,7 @@ impl Reader {
             let before = long.then(|| (Instant::now(), thread_cpu()));
             let cut_short = self.run_queue(&crew, &mut home);
             let home = home.get_or_insert_with(|| crew.home(self.me));
-            home.close_idle(&mut self.idle_check, &self.hands.engine);
+            home.close_idle(&self.hands.engine);
             let slept = before.is_some_and(|(wall, cpu)| (thread_cpu() - cpu) * 2 < wall.elapsed());
             if cut_short && slept {
                 // Batches that mostly slept (a slow backend call) gave the
@@ -191,7 +187,7 @@ impl Reader {
                 self.crew.rise(self.me);
                 let started = Instant::now();
                 let Hands { engine, stats } = &self.hands;
-                execute_batch(&mut batch, engine, stats, unix_now());
+                execute_batch(&mut batch, engine, stats, unix_now(), Some(SLICE));
                 let crew = Arc::clone(&self.crew);
                 self.finish(&crew, owner, batch, &mut None);
                 stats.busy_us.add(started.elapsed().as_micros() as u64);
@@ -256,7 +252,13 @@ impl Reader {
                 crew.get_stuck(self.me);
                 crew.hand_off_watches(self.me);
             }
-            execute_batch(&mut batch, &self.hands.engine, &self.hands.stats, unix_time);
+            execute_batch(
+                &mut batch,
+                &self.hands.engine,
+                &self.hands.stats,
+                unix_time,
+                Some(SLICE),
+            );
             if long {
                 crew.get_unstuck(self.me);
             }
@@ -326,7 +328,7 @@ impl Reader {
         while Instant::now() < deadline {
             if let Some(Owned { owner, mut batch }) = self.queue.pop() {
                 let Hands { engine, stats } = &self.hands;
-                execute_batch(&mut batch, engine, stats, unix_now());
+                execute_batch(&mut batch, engine, stats, unix_now(), Some(SLICE));
                 self.finish(&crew, owner, batch, &mut None);
             } else if self.take_returns(&crew) == 0 {
                 break;

@@ -42,14 +42,14 @@ use mio::{Events, Poll, Token};
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::batch::{execute_batch, Batch};
+use crate::server::batch::{execute_batch, Batch, SLICE};
 use crate::server::connection::Readiness;
 use crate::server::home::{Hands, Home};
 use crate::server::listener::accept_pending;
 use crate::server::notifier::Notifier;
 use crate::server::polling::{
-    end_round, wait_for_events, wire_poll, IdleCheck, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER,
-    POLL_TIMEOUT, WAKER,
+    end_round, wait_for_events, wire_poll, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT,
+    WAKER,
 };
 use crate::server::shutdown::Shutdown;
 use work_queue::WorkQueue;
@@ -84,7 +84,7 @@ pub fn run(
     drop(done_tx);
 
     let mut dispatch = Dispatch {
-        home: Home::new(poll.registry().try_clone()?),
+        home: Home::new(poll.registry().try_clone()?, engine.settings.idle_timeout),
         poll,
         listener,
         notifier,
@@ -123,7 +123,7 @@ fn work(
         let started = Instant::now();
         let now = crate::store::unix_now();
         for mut batch in share {
-            execute_batch(&mut batch, engine, stats, now);
+            execute_batch(&mut batch, engine, stats, now, Some(SLICE));
             if done.send(batch).is_err() {
                 return;
             }
@@ -152,7 +152,6 @@ impl Dispatch {
     fn run(&mut self, shutdown: &Shutdown) {
         let mut events = Events::with_capacity(1024);
         let mut retry_accept = false;
-        let mut idle_check = IdleCheck::new(self.hands.engine.settings.idle_timeout);
         while !shutdown.is_requested() {
             let timeout = if retry_accept {
                 ACCEPT_RETRY
@@ -178,7 +177,7 @@ impl Dispatch {
                 retry_accept = self.accept().is_err();
             }
             self.send_outbox();
-            self.home.close_idle(&mut idle_check, &self.hands.engine);
+            self.home.close_idle(&self.hands.engine);
             end_round(&self.hands.stats, started);
         }
         self.drain();
