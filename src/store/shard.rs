@@ -14,10 +14,12 @@ use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 
-use super::buckets::{Buckets, MOVED_PER_INSERT};
+use super::buckets::Buckets;
 use super::chunked::Chunked;
 use super::expiry::{is_past, Deadline};
 use super::item::{Fields, Header, Item, Marks, NIL};
+
+mod links;
 
 /// A slot: the item, or `None` when free. 8 bytes.
 type Slot = Option<Item>;
@@ -44,20 +46,6 @@ pub const SHARD_BITS: u32 = 6;
 /// bits, the shard bits 32-37).
 fn tag(hash: u64) -> u16 {
     (hash >> 48) as u16
-}
-
-/// How many old buckets ahead of the move their items are fetched.
-const LOOKAHEAD: usize = 8;
-
-/// Asks the CPU to bring the cache line at `address` in, without waiting.
-fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 /// Buckets a shard starts with.
@@ -409,244 +397,11 @@ impl Shard {
         self.live_mut(slot).header_mut()
     }
 
-    /// Puts `slot` first in the chain of `hash`'s bucket.
-    fn chain(&mut self, hash: u64, slot: u32) {
-        let head = self.buckets.head(hash);
-        let first = std::mem::replace(head, slot);
-        self.header_mut(slot).chain = first;
-    }
-
-    fn hash_of(&self, slot: u32) -> u64 {
-        self.hasher.hash_one(self.live(slot).key())
-    }
-
-    /// Takes `slot`, whose key hashes to `hash`, out of its bucket's chain.
-    fn unchain(&mut self, slot: u32, hash: u64) {
-        let after = self.live(slot).header().chain;
-        let head = self.buckets.head(hash);
-        if *head == slot {
-            *head = after;
-            return;
-        }
-        let mut before = *head;
-        loop {
-            assert_ne!(before, NIL, "a listed slot is in its bucket's chain");
-            let next = self.live(before).header().chain;
-            if next == slot {
-                self.header_mut(before).chain = after;
-                return;
-            }
-            before = next;
-        }
-    }
-
-    /// After an insert: moves a few chains of a doubling under way, and
-    /// starts one past one item per bucket (finishing any still under way
-    /// first, which the pace of the moves makes unlikely).
-    fn grow_index(&mut self) {
-        if self.items > self.buckets.len() {
-            while self.buckets.doubling() {
-                self.move_old_chain();
-            }
-            self.buckets.start_doubling();
-        }
-        for _ in 0..MOVED_PER_INSERT {
-            if !self.buckets.doubling() {
-                break;
-            }
-            self.move_old_chain();
-        }
-    }
-
-    /// Moves the next old bucket's chain to the new buckets.
-    fn move_old_chain(&mut self) {
-        // Bucket order meets the items at random, each a cache miss: ask
-        // for the head item a few buckets ahead, and for its slot twice as
-        // far ahead (so that reading the slot then finds it cached).
-        if let Some(slot) = self
-            .slots
-            .get(self.buckets.old_head_ahead(2 * LOOKAHEAD) as usize)
-        {
-            prefetch(std::ptr::from_ref(slot).cast());
-        }
-        if let Some(Some(item)) = self
-            .slots
-            .get(self.buckets.old_head_ahead(LOOKAHEAD) as usize)
-        {
-            prefetch(item.address());
-        }
-        let mut slot = self.buckets.take_old().unwrap_or(NIL);
-        while slot != NIL {
-            let next = self.live(slot).header().chain;
-            self.chain(self.hash_of(slot), slot);
-            slot = next;
-        }
-    }
-
     fn next_cas(&mut self) -> u64 {
         self.cas_counter += 1;
         self.cas_counter << SHARD_BITS | self.id
     }
-
-    fn bump(&mut self, slot: u32) {
-        if self.head != slot {
-            self.unlink(slot);
-            self.push_head(slot);
-        }
-    }
-
-    fn push_head(&mut self, slot: u32) {
-        let old_head = self.head;
-        let item = self.header_mut(slot);
-        item.prev = NIL;
-        item.next = old_head;
-        match old_head {
-            NIL => self.tail = slot,
-            h => self.header_mut(h).prev = slot,
-        }
-        self.head = slot;
-    }
-
-    fn unlink(&mut self, slot: u32) {
-        let Header { prev, next, .. } = *self.live(slot).header();
-        match prev {
-            NIL => self.head = next,
-            p => self.header_mut(p).next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.header_mut(n).prev = prev,
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const AT: Moment = Moment {
-        now: 1000,
-        flush_cutoff: 0,
-    };
-
-    fn put(shard: &mut Shard, key: &[u8]) -> u32 {
-        let item = NewItem {
-            key,
-            value: [b"value", b""],
-            flags: 0,
-            deadline: 0,
-            marks: Marks::NONE,
-        };
-        let hash = shard.hasher.hash_one(key);
-        shard.insert(hash, item, AT.now, usize::MAX)
-    }
-
-    fn find(shard: &mut Shard, key: &[u8]) -> Result<u32, Miss> {
-        shard.find(shard.hasher.hash_one(key), key, AT)
-    }
-
-    /// Every live item once in some chain, and nothing else.
-    fn chained(shard: &Shard) -> usize {
-        let mut count = 0;
-        for head in shard.buckets.all_heads() {
-            let mut slot = head;
-            while slot != NIL {
-                count += 1;
-                assert!(count <= shard.items, "a chain loops or repeats");
-                slot = shard.live(slot).header().chain;
-            }
-        }
-        count
-    }
-
-    fn recency(shard: &Shard) -> Vec<Vec<u8>> {
-        shard
-            .items_by_recency()
-            .map(|(k, _, _)| k.to_vec())
-            .collect()
-    }
-
-    #[test]
-    fn the_index_finds_every_key_through_growth_and_removals() {
-        let mut shard = Shard::new(0, RandomState::default());
-        let keys: Vec<Vec<u8>> = (0..10_000)
-            .map(|i| format!("key:{i}").into_bytes())
-            .collect();
-        for key in &keys {
-            put(&mut shard, key);
-        }
-        assert!(shard.buckets.len() >= shard.items, "grew with the items");
-        assert!(shard.buckets.len() > FIRST_BUCKETS);
-        // 10,000 items: the doubling from 8,192 to 16,384 buckets is under
-        // way, so the removals and lookups below meet both arrays.
-        assert!(shard.buckets.doubling());
-        for key in keys.iter().step_by(3) {
-            let slot = find(&mut shard, key).unwrap();
-            shard.remove(slot, shard.hasher.hash_one(key));
-        }
-        for (i, key) in keys.iter().enumerate() {
-            let found = find(&mut shard, key);
-            assert_eq!(
-                found.is_ok(),
-                i % 3 != 0,
-                "{}",
-                String::from_utf8_lossy(key)
-            );
-        }
-        assert_eq!(chained(&shard), shard.items);
-        assert_eq!(recency(&shard).len(), shard.items);
-    }
-
-    #[test]
-    fn compaction_keeps_recency_and_the_index() {
-        let mut shard = Shard::new(0, RandomState::default());
-        let keys: Vec<Vec<u8>> = (0..3000).map(|i| format!("k{i}").into_bytes()).collect();
-        for key in &keys {
-            put(&mut shard, key);
-        }
-        for key in &keys[..2500] {
-            let slot = find(&mut shard, key).unwrap();
-            shard.remove(slot, shard.hasher.hash_one(key));
-        }
-        // A fetch moves an item to the front; compaction must keep that.
-        let slot = find(&mut shard, b"k2600").unwrap();
-        shard.read(slot);
-        let before = recency(&shard);
-        assert_eq!(before[0], b"k2600");
-        shard.make_room(0, usize::MAX);
-        assert_eq!((shard.slots.len(), shard.free.len()), (500, 0), "compacted");
-        assert_eq!(recency(&shard), before);
-        assert_eq!(chained(&shard), 500);
-        for key in &keys[2500..] {
-            assert!(find(&mut shard, key).is_ok());
-        }
-    }
-
-    #[test]
-    fn a_delayed_flush_kills_items_not_fetched_since_its_cutoff() {
-        let mut shard = Shard::new(0, RandomState::default());
-        put(&mut shard, b"old");
-        let cutoff = Moment {
-            now: AT.now + 10,
-            flush_cutoff: AT.now + 10,
-        };
-        assert_eq!(
-            shard.find(shard.hasher.hash_one(b"old"), b"old", cutoff),
-            Err(Miss::Flushed)
-        );
-        let later = Moment {
-            now: AT.now + 20,
-            flush_cutoff: AT.now + 10,
-        };
-        let item = NewItem {
-            key: b"new",
-            value: [b"v", b""],
-            flags: 0,
-            deadline: 0,
-            marks: Marks::NONE,
-        };
-        let hash = shard.hasher.hash_one(b"new");
-        shard.insert(hash, item, later.now, usize::MAX);
-        assert!(shard.find(hash, b"new", later).is_ok());
-    }
-}
+mod tests;
