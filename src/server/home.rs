@@ -153,7 +153,7 @@ impl Home {
 
     /// Forgets connection `i`. One whose batch is away (only at shutdown,
     /// past the drain deadline) closes when its batch is dropped.
-    pub fn close(&mut self, i: usize, engine: &Engine) {
+    fn close(&mut self, i: usize, engine: &Engine) {
         let client = self.clients.remove(i);
         if let Some(mut batch) = client.batch {
             let _ = self.registry.deregister(&mut batch.conn.stream);

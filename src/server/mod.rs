@@ -1,18 +1,28 @@
 //! Sockets, connections and the four threading patterns.
 //!
-//! - [`connection`]: a client's buffers and I/O, and serving it in a loop;
-//!   [`command_log`]: its commands and replies at `-vv`.
-//! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
-//! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
-//!   wake-ups, and graceful stop, shared by all patterns.
-//! - [`acceptor`]: dealing connections to readers (multi-reader, work-stealing).
-//! - [`batch`]: a connection with its parsed requests, executed away from
-//!   its owner and handed back (worker-pool, work-stealing).
-//! - [`work_queue`]: the queue worker-pool's workers sleep on.
-//! - [`shared_epoll`]: watching and reading another thread's epoll
-//!   (work-stealing's readers helping one stuck in a long request).
-//! - [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
-//!   side by side.
+//! Serving a request, the same in every pattern:
+//! - [`connection`]: a client's buffers and socket I/O; [`command_log`]:
+//!   its commands and replies at `-vv`.
+//! - [`batch`]: the serving state machine. The owner of a connection
+//!   writes what is pending, parses up to `-R` requests into a batch and
+//!   reads more ([`batch::advance`]); some thread executes the batch and
+//!   writes its replies ([`batch::execute_batch`], where every request is
+//!   executed).
+//! - [`home`]: the connections one thread owns, each home or away with its
+//!   batch.
+//!
+//! The threads' machinery:
+//! - [`polling`]: what every polling thread shares: tokens, timeouts,
+//!   wiring, the end of a round.
+//! - [`event_loop`]: a thread that polls its home and executes its batches
+//!   itself (basic, and multi-reader's readers).
+//! - [`acceptor`]: accepting and dealing connections to readers, whose
+//!   threads it keeps (multi-reader, work-stealing).
+//! - [`listener`], [`notifier`], [`shutdown`]: binding and accepting,
+//!   cross-thread wake-ups, and graceful stop; [`config`]: the command line.
+//!
+//! [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
+//! side by side, each holding only what it alone has.
 
 pub mod acceptor;
 pub mod batch;

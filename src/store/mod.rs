@@ -1,7 +1,7 @@
 //! The in-memory store, shared by every thread of every pattern.
 //!
 //! Keys are spread over a power-of-two number of shards, each a
-//! [`Shard`](shard::Shard) behind its own mutex (lock striping), so that
+//! `Shard` behind its own mutex (lock striping), so that
 //! threads rarely contend. Each shard owns an equal part of the memory limit
 //! and evicts its own least recently used items, so the store never holds
 //! more than the limit plus one item per shard (an item is stored even when

@@ -1,6 +1,14 @@
-//! The four threading patterns, side by side. Each file holds only what
-//! makes its pattern different; connections, parsing, execution and
-//! statistics are shared.
+//! The four threading patterns, side by side. Each holds only what makes
+//! it different: which threads there are (its `run` starts them) and
+//! which thread executes a batch. Connections, parsing, serving
+//! ([`crate::server::batch`]) and statistics are shared.
+//!
+//! | pattern         | threads (the first is the calling thread)  | a batch is executed by           |
+//! |-----------------|---------------------------------------------|----------------------------------|
+//! | `basic`         | one event loop                              | that loop                        |
+//! | `multi_reader`  | an acceptor; N reader event loops           | the reader owning the connection |
+//! | `worker_pool`   | a dispatch thread; N workers                | any worker                       |
+//! | `work_stealing` | an acceptor; N readers                      | its reader, or an idle one that stole it |
 
 pub mod basic;
 pub mod multi_reader;

@@ -26,7 +26,7 @@
 //!   reader executes a long one (`--work block:..`) would wait unread, not
 //!   stealable, until that one ends: a partitioned queue again. So a
 //!   reader about to execute a long batch asks a sleeping reader to watch
-//!   its epoll ([`shared_epoll`]); the watcher wakes on the first new
+//!   its epoll (`shared_epoll.rs`); the watcher wakes on the first new
 //!   event, takes the events from the stuck reader's epoll, reads and
 //!   parses those connections under its lock, and executes the batches
 //!   (which other idle readers may steal from it in turn). ZygOS gets the
@@ -41,16 +41,16 @@
 //! syscalls on two threads), more than a cheap batch takes where it is. So
 //! each reader keeps a running mean of what its batches take; its queued
 //! batches are stolen, sleeping readers woken for them, and its connections
-//! watched, only when the work at stake is more than [`STEAL_WORTH`](cost::STEAL_WORTH): with
+//! watched, only when the work at stake is more than `STEAL_WORTH`: with
 //! cheap requests nothing moves and the pattern costs what multi-reader
 //! costs; with slow ones the first batch that waits is worth it.
 //!
-//! The parts: [`run`] here starts the readers; [`reader`] is a reader's
-//! loop, where it executes batches, steals and reads for others; [`crew`]
-//! is what the readers share (one [`Peer`](crew::Peer) each) and the
-//! sleep, wake and watch protocols; [`cost`] is the running cost estimate;
-//! [`shared_epoll`] the raw epoll calls for watching another reader;
-//! [`cpu_time`] tells batches that ran from batches that slept.
+//! The parts: [`run`] here starts the readers; `reader.rs` is a reader's
+//! loop, where it executes batches, steals and reads for others; `crew.rs`
+//! is what the readers share (one `Peer` each) and the sleep, wake and
+//! watch protocols; `cost.rs` is the running cost estimate;
+//! `shared_epoll.rs` the raw epoll calls for watching another reader;
+//! `cpu_time.rs` tells batches that ran from batches that slept.
 
 mod cost;
 mod cpu_time;

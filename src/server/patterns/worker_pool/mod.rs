@@ -9,8 +9,9 @@
 //!            +----------------------------+  + Waker    +-----------+
 //! ```
 //!
-//! The dispatch thread reads a connection and parses every complete request
-//! in what arrived into one *batch*, which carries the connection itself
+//! The dispatch thread keeps every connection in its [`Home`]. It reads a
+//! connection and parses the complete requests in what arrived (up to
+//! `-R`) into one *batch*, which carries the connection itself
 //! (requests name their keys by offsets into its read buffer, so nothing is
 //! copied). Any worker takes the batch from the shared queue, executes its
 //! requests in order, writes the replies to the socket and sends the
@@ -27,7 +28,8 @@
 //! at its end as at most one share per worker, queued together, so a round
 //! costs one queue hand-off and at most one wake-up per worker, not one per
 //! request or per connection; a worker wakes the dispatch thread once per
-//! share, and those wake-ups are coalesced by its [`Notifier`].
+//! share, and those wake-ups are coalesced by its [`Notifier`]. Workers
+//! sleep on a `WorkQueue` of their own (`work_queue.rs`).
 
 mod work_queue;
 
