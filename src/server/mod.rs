@@ -84,13 +84,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         "kvserve listening on {addr} pattern={} threads={threads}",
         config.pattern.name()
     );
+    let start = patterns::Start {
+        listener,
+        threads,
+        engine,
+        shutdown,
+    };
     match config.pattern {
-        Pattern::Basic => patterns::basic::run(listener, &engine, &shutdown),
-        Pattern::MultiReader => patterns::multi_reader::run(listener, threads, &engine, &shutdown),
-        Pattern::WorkerPool => patterns::worker_pool::run(listener, threads, &engine, &shutdown),
-        Pattern::WorkStealing => {
-            patterns::work_stealing::run(listener, threads, &engine, &shutdown)
-        }
+        Pattern::Basic => patterns::basic::run(start),
+        Pattern::MultiReader => patterns::multi_reader::run(start),
+        Pattern::WorkerPool => patterns::worker_pool::run(start),
+        Pattern::WorkStealing => patterns::work_stealing::run(start),
     }?;
     tracing::info!("kvserve stopped");
     Ok(())

@@ -14,3 +14,22 @@ pub mod basic;
 pub mod multi_reader;
 pub mod work_stealing;
 pub mod worker_pool;
+
+use std::sync::Arc;
+
+use mio::net::TcpListener;
+
+use crate::engine::Engine;
+use crate::server::shutdown::Shutdown;
+
+/// What every pattern's `run` starts from; it runs on the calling thread
+/// until shutdown.
+pub struct Start {
+    /// Bound and listening.
+    pub listener: TcpListener,
+    /// `-t`: readers (multi-reader, work-stealing) or workers
+    /// (worker-pool); basic runs one thread.
+    pub threads: usize,
+    pub engine: Arc<Engine>,
+    pub shutdown: Arc<Shutdown>,
+}

@@ -12,24 +12,15 @@
 //! hand-off; but a reader stuck with heavy connections cannot pass work to
 //! an idle one: balancing is per connection, not per request.
 
-use std::sync::Arc;
-
-use mio::net::TcpListener;
-
-use crate::engine::Engine;
 use crate::server::acceptor::Acceptor;
 use crate::server::event_loop::EventLoop;
-use crate::server::shutdown::Shutdown;
+use crate::server::patterns::Start;
 
-/// Starts `readers` reader threads and accepts on the calling thread until shutdown.
-pub fn run(
-    listener: TcpListener,
-    readers: usize,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<()> {
-    let mut acceptor = Acceptor::new(listener, engine, shutdown)?;
-    for _ in 0..readers {
+/// Starts a reader thread per `-t` and accepts on the calling thread until shutdown.
+pub fn run(start: Start) -> anyhow::Result<()> {
+    let (engine, shutdown) = (&start.engine, &start.shutdown);
+    let mut acceptor = Acceptor::new(start.listener, engine, shutdown)?;
+    for _ in 0..start.threads {
         let event_loop = EventLoop::reader(acceptor.wire_reader(shutdown)?, engine, shutdown)?;
         acceptor.start_reader(move || event_loop.run())?;
     }

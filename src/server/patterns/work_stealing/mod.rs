@@ -60,26 +60,19 @@ mod shared_epoll;
 
 use std::sync::Arc;
 
-use mio::net::TcpListener;
-
 use crate::engine::stats::Role;
-use crate::engine::Engine;
 use crate::server::acceptor::Acceptor;
-use crate::server::shutdown::Shutdown;
+use crate::server::patterns::Start;
 use crew::{Crew, Peer};
 use reader::Reader;
 
-/// Starts `readers` reader threads and accepts on the calling thread until shutdown.
-pub fn run(
-    listener: TcpListener,
-    readers: usize,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<()> {
-    let mut acceptor = Acceptor::new(listener, engine, shutdown)?;
+/// Starts a reader thread per `-t` and accepts on the calling thread until shutdown.
+pub fn run(start: Start) -> anyhow::Result<()> {
+    let (engine, shutdown) = (&start.engine, &start.shutdown);
+    let mut acceptor = Acceptor::new(start.listener, engine, shutdown)?;
     let mut peers = Vec::new();
     let mut own = Vec::new();
-    for _ in 0..readers {
+    for _ in 0..start.threads {
         let stats = engine.stats.register(Role::StealingReader);
         let wiring = acceptor.wire_reader(shutdown)?;
         let idle_timeout = engine.settings.idle_timeout;

@@ -49,6 +49,7 @@ use crate::server::connection::Readiness;
 use crate::server::home::{Hands, Home};
 use crate::server::listener::accept_pending;
 use crate::server::notifier::Notifier;
+use crate::server::patterns::Start;
 use crate::server::polling::{
     end_round, wait_for_events, wire_poll, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT,
     WAKER,
@@ -56,13 +57,15 @@ use crate::server::polling::{
 use crate::server::shutdown::Shutdown;
 use work_queue::WorkQueue;
 
-/// Starts `workers` worker threads and dispatches on the calling thread until shutdown.
-pub fn run(
-    mut listener: TcpListener,
-    workers: usize,
-    engine: &Arc<Engine>,
-    shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<()> {
+/// Starts a worker thread per `-t` and dispatches on the calling thread until shutdown.
+pub fn run(start: Start) -> anyhow::Result<()> {
+    let Start {
+        mut listener,
+        threads: workers,
+        engine,
+        shutdown,
+    } = start;
+    let (engine, shutdown) = (&engine, &shutdown);
     let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
     let queue = Arc::new(WorkQueue::new());
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Batch>();
