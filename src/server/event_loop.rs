@@ -9,10 +9,10 @@
 //! its next batch is ready as soon as one is done, it waits behind the
 //! other connections until the next round (memcached's `conn_yields`).
 //! Measured against the loop of its own that it replaced (valgrind's
-//! instruction count for the whole server, kvbench closed loop, 3 s):
-//! basic 2152 -> 2095-2116 user-space instructions per request on
-//! `uniform`, 1540 -> 1545 on `pipelined`; multi-reader 2166 -> 2111 and
-//! 1553 -> 1568.
+//! count of the whole server's user-space instructions per request,
+//! kvbench closed loop, 3 s): basic 2179 -> 2131 on `uniform` and 1547 ->
+//! 1564 (+1%, the requests stored in the batch) on `pipelined`;
+//! multi-reader 2170 -> 2124 and 1552 -> 1567.
 
 use std::collections::VecDeque;
 use std::io;
