@@ -6,6 +6,7 @@ mod chart;
 pub mod latency;
 mod progress;
 pub mod sweep;
+pub mod verdict;
 
 pub use progress::progress_bar;
 
@@ -204,6 +205,16 @@ fn group_report(spec: Option<&GroupSpec>, s: &GroupStats, elapsed_s: f64) -> Gro
         latency_us: Latency::of(&s.hist),
         send_lag_us: (!s.send_lag.is_empty()).then(|| Latency::of(&s.send_lag)),
     }
+}
+
+/// A time in words, as the charts label it: `250 µs`, `1 ms`, `1.5 ms`.
+pub fn chart_time(us: f64) -> String {
+    let unit = if us >= 1000.0 {
+        chart::TimeUnit::Millis
+    } else {
+        chart::TimeUnit::Micros
+    };
+    unit.format(us)
 }
 
 /// Microseconds for a table: one decimal below 1000.
