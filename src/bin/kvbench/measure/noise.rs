@@ -30,37 +30,38 @@ pub const HICCUP_INTERVAL: Duration = Duration::from_millis(1);
 pub struct NoiseMeter {
     hiccups: HiccupMeter,
     cpus: CpuList,
-    /// The processes kvbench started, whose CPU time is its own doing;
-    /// `None` when it drives a server it did not start, whose work it
-    /// cannot tell from other processes'.
-    servers: Option<Vec<u32>>,
 }
 
 /// The counters at the start of one measurement.
 pub struct Window {
     started: Instant,
     ticks: Option<CpuTicks>,
+    /// The processes kvbench started, whose CPU time is its own doing;
+    /// `None` when it drives a server it did not start, whose work it
+    /// cannot tell from other processes'.
+    servers: Option<Vec<u32>>,
     known: Duration,
 }
 
 impl NoiseMeter {
-    /// A meter on `cpus` (the servers' and the client's), accounting
-    /// the CPU time of `servers` (process ids kvbench started) as known.
-    pub fn start(cpus: &CpuList, servers: Option<Vec<u32>>) -> Result<NoiseMeter> {
+    /// A meter on `cpus`: the servers' and the client's.
+    pub fn start(cpus: &CpuList) -> Result<NoiseMeter> {
         Ok(NoiseMeter {
             hiccups: HiccupMeter::start(cpus, HICCUP_INTERVAL)?,
             cpus: cpus.clone(),
-            servers,
         })
     }
 
-    /// Starts a window: what follows until [`NoiseMeter::end`] is measured.
-    pub fn begin(&self) -> Window {
+    /// Starts a window: what follows until [`NoiseMeter::end`] is
+    /// measured, with the CPU time of `servers` (the process ids of the
+    /// servers kvbench started and that run now) counted as its own.
+    pub fn begin(&self, servers: Option<Vec<u32>>) -> Window {
         self.hiccups.take();
         Window {
             started: Instant::now(),
             ticks: CpuTicks::read(&self.cpus).ok(),
-            known: self.known_cpu_time(),
+            known: known_cpu_time(servers.as_deref()),
+            servers,
         }
     }
 
@@ -72,26 +73,27 @@ impl NoiseMeter {
             .ticks
             .zip(CpuTicks::read(&self.cpus).ok())
             .map(|(before, after)| after.since(before));
-        let known = self.known_cpu_time().saturating_sub(window.known);
+        let known = known_cpu_time(window.servers.as_deref()).saturating_sub(window.known);
         Noise {
             seconds: window.started.elapsed().as_secs_f64(),
             hiccups,
             other_cpu: ticks
-                .filter(|_| self.servers.is_some())
+                .filter(|_| window.servers.is_some())
                 .and_then(|t| t.share_not(known)),
             steal: ticks.and_then(CpuTicks::steal_share),
             late_p99_us,
         }
     }
+}
 
-    fn known_cpu_time(&self) -> Duration {
-        self.servers
-            .iter()
-            .flatten()
-            .filter_map(|&pid| process_cpu_time(pid).ok())
-            .sum::<Duration>()
-            + own_cpu_time()
-    }
+/// The CPU time of `servers` and of kvbench itself.
+fn known_cpu_time(servers: Option<&[u32]>) -> Duration {
+    servers
+        .into_iter()
+        .flatten()
+        .filter_map(|&pid| process_cpu_time(pid).ok())
+        .sum::<Duration>()
+        + own_cpu_time()
 }
 
 /// The noise of one measurement.

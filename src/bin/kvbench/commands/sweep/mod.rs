@@ -359,7 +359,7 @@ fn measure_all(
     if started.is_none() {
         notes.push("the server was not started by kvbench: other processes' share of the CPUs cannot be told from its own, and is not judged".into());
     }
-    let meter = NoiseMeter::start(&noise_cpus, started)?;
+    let meter = NoiseMeter::start(&noise_cpus)?;
     let limits = Limits::for_slo(slo_us);
 
     let bar = progress_bar(args.quiet, "sweep");
@@ -384,11 +384,13 @@ fn measure_all(
     let mut sweeper = Sweeper {
         args,
         meter: &meter,
+        servers: started,
         limits,
         slo_us,
         server_cpus: server_cpus.cpus().len().max(1),
         bar: &bar,
         retries_left: (planned as u32 / 4).max(4),
+        started: std::time::Instant::now(),
         measured: Vec::new(),
     };
     sweeper.run(subjects)?;
@@ -401,7 +403,12 @@ fn measure_all(
     }
 
     let mut points = Vec::new();
-    for m in sweeper.measured {
+    // A load only rounds implied (each stopped below it) was never measured.
+    for m in sweeper
+        .measured
+        .into_iter()
+        .filter(|m| m.samples.iter().any(|x| !x.implied))
+    {
         let s = &subjects[m.subject];
         if let Some(e) = m.samples.iter().find_map(|x| x.first_error.as_ref()) {
             notes.push(format!("{} at {:.0} req/s: {e}", s.label, m.rate));
@@ -413,6 +420,11 @@ fn measure_all(
         });
         points.push(point);
     }
+    // Grouped by server, in the order they were started, each by load.
+    points.sort_by(|a, b| {
+        let at = |p: &SweepPoint| subjects.iter().position(|s| s.label == p.server);
+        at(a).cmp(&at(b)).then(a.offered.total_cmp(&b.offered))
+    });
 
     let mut summary = Vec::new();
     for s in subjects.iter() {

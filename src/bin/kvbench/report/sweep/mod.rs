@@ -27,6 +27,8 @@ pub struct Sample {
     pub round: usize,
     /// 1 for the first measurement; more when it was taken again.
     pub attempt: u32,
+    /// When it began, in seconds from the start of the sweep.
+    pub at_s: f64,
     /// Replies per second received.
     pub achieved: f64,
     pub p50_us: f64,
@@ -88,8 +90,9 @@ pub struct SweepPoint {
     pub p50_us: f64,
     /// Median over rounds (infinite when most rounds saturated).
     pub p99_us: f64,
-    /// The lowest and highest p99 of the rounds, each widened by its
-    /// confidence interval: where the point's true p99 can be.
+    /// Where the point's p99 can be: the lowest and highest of its rounds
+    /// (infinite when one saturated); with one round, that round's
+    /// confidence interval.
     pub p99_low_us: f64,
     pub p99_high_us: f64,
     pub p999_us: f64,
@@ -131,33 +134,24 @@ impl SweepPoint {
             .collect();
         let counts = !clean.is_empty() && 2 * clean.len() > last.len();
         let used = if counts { &clean } else { &last };
+        // The figures of the rounds that ran here (not implied by a
+        // saturated load below); the p99 and saturation take them all.
+        let ran: Vec<&Sample> = used.iter().copied().filter(|s| !s.implied).collect();
         let spread = |f: &dyn Fn(&Sample) -> f64| {
-            let v: Vec<f64> = used.iter().map(|s| f(s)).collect();
+            let v: Vec<f64> = ran.iter().map(|s| f(s)).collect();
             Spread::of(&v).map_or(0.0, |s| s.median)
         };
         let some = |f: &dyn Fn(&Sample) -> Option<f64>| {
-            let v: Vec<f64> = used.iter().filter_map(|s| f(s)).collect();
+            let v: Vec<f64> = ran.iter().filter_map(|s| f(s)).collect();
             Spread::of(&v).map(|s| s.median)
         };
         let worst = |f: &dyn Fn(&Sample) -> Option<f64>| {
-            used.iter()
+            ran.iter()
                 .filter_map(|s| f(s))
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
         let saturated = 2 * used.iter().filter(|s| s.saturated).count() > used.len();
-        let measured: Vec<&&Sample> = used.iter().filter(|s| !s.saturated).collect();
-        let p99_low_us = measured
-            .iter()
-            .map(|s| s.p99.low_us.unwrap_or(s.p99.value_us))
-            .fold(f64::INFINITY, f64::min);
-        let p99_high_us = if used.iter().any(|s| s.saturated) {
-            f64::INFINITY
-        } else {
-            measured
-                .iter()
-                .map(|s| s.p99.high_us.unwrap_or(s.p99.value_us))
-                .fold(0.0, f64::max)
-        };
+        let (p99_low_us, p99_high_us) = p99_range(used);
         let disturbed = (!counts).then(|| {
             let reasons: Vec<&str> = last.iter().filter_map(|s| s.disturbed.as_deref()).collect();
             format!(
@@ -177,7 +171,8 @@ impl SweepPoint {
             retries: samples.iter().filter(|s| s.attempt > 1).count() as u32,
             achieved: spread(&|s| s.achieved),
             p50_us: spread(&|s| s.p50_us),
-            p99_us: spread(&|s| s.effective_p99()),
+            p99_us: Spread::of(&used.iter().map(|s| s.effective_p99()).collect::<Vec<_>>())
+                .map_or(0.0, |s| s.median),
             p99_low_us,
             p99_high_us,
             p999_us: spread(&|s| s.p999_us),
@@ -196,6 +191,29 @@ impl SweepPoint {
             samples,
         }
     }
+}
+
+/// The range of the p99 over `samples` (the rounds a point stands on).
+///
+/// The rounds' spread already holds each round's sampling error, so it is
+/// not widened further; a single round has no spread, and stands on its
+/// order-statistic interval.
+fn p99_range(samples: &[&Sample]) -> (f64, f64) {
+    if let [only] = samples {
+        if only.saturated {
+            return (f64::INFINITY, f64::INFINITY);
+        }
+        let p = only.p99;
+        return (
+            p.low_us.unwrap_or(p.value_us),
+            p.high_us.unwrap_or(f64::INFINITY),
+        );
+    }
+    let values: Vec<f64> = samples.iter().map(|s| s.effective_p99()).collect();
+    (
+        values.iter().copied().fold(f64::INFINITY, f64::min),
+        values.iter().copied().fold(0.0, f64::max),
+    )
 }
 
 /// One server's result.
@@ -225,6 +243,7 @@ pub mod tests {
         Sample {
             round,
             attempt: 1,
+            at_s: round as f64,
             achieved: 1000.0,
             p50_us: p99_us / 4.0,
             p99: Percentile {
@@ -273,10 +292,14 @@ pub mod tests {
         assert!(p.counts && !p.saturated);
         assert_eq!((p.clean_rounds, p.rounds, p.retries), (3, 3, 0));
         assert_eq!(p.p99_us, 400.0);
-        // The lowest round's interval low, the highest round's high.
-        assert!((p.p99_low_us - 270.0).abs() < 1e-9, "{}", p.p99_low_us);
-        assert!((p.p99_high_us - 550.0).abs() < 1e-9, "{}", p.p99_high_us);
+        // The lowest and highest rounds' p99, not widened by their
+        // intervals (the spread holds their sampling error)...
+        assert_eq!((p.p99_low_us, p.p99_high_us), (300.0, 500.0));
         assert_eq!(p.requests, 6000);
+        // ...but a single round stands on its interval.
+        let p = SweepPoint::of("s", None, 1000.0, vec![sample(1, 300.0)]);
+        assert!((p.p99_low_us - 270.0).abs() < 1e-9, "{}", p.p99_low_us);
+        assert!((p.p99_high_us - 330.0).abs() < 1e-9, "{}", p.p99_high_us);
     }
 
     #[test]
@@ -333,6 +356,22 @@ pub mod tests {
         sat3.round = 3;
         let p = SweepPoint::of("s", None, 1000.0, vec![sample(1, 900.0), sat, sat3]);
         assert!(p.saturated && p.p99_us.is_infinite());
+    }
+
+    #[test]
+    fn rounds_implied_saturated_count_for_saturation_not_for_figures() {
+        let mut ran = sample(1, 900.0);
+        ran.achieved = 1800.0;
+        ran.saturated = true;
+        let mut implied = sample(2, 200.0);
+        implied.achieved = 1500.0;
+        implied.saturated = true;
+        implied.implied = true;
+        let mut implied3 = implied.clone();
+        implied3.round = 3;
+        let p = SweepPoint::of("s", None, 2000.0, vec![ran, implied, implied3]);
+        assert!(p.saturated && p.counts);
+        assert_eq!((p.rounds, p.achieved, p.p50_us), (3, 1800.0, 225.0));
     }
 
     impl Sample {
