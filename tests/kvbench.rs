@@ -341,6 +341,12 @@ fn open_loop_counts_and_schedule() {
     assert_eq!(d.cmd_get, u(t, "get_keys"), "{r}");
     assert_eq!(d.cmd_set, u(t, "sets") + u(&r["warmup"], "sets"), "{r}");
     assert_latency_sane(g);
+    // The machine's stalls were watched beside the run: about a thousand
+    // 1 ms sleeps per CPU in the second, none of them early.
+    let hiccups = &r["noise"]["hiccups"];
+    assert!(f(hiccups, "p99_us") > 0.0, "{r}");
+    assert!(f(hiccups, "max_us") >= f(hiccups, "p99_us"), "{r}");
+    assert!(f(&r["noise"], "seconds") >= 1.0, "{r}");
     server.stop();
 }
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::load::client::ErrorKind;
 use crate::load::driver::{GroupStats, Options, RunResult, WarmupResult};
 use crate::load::workload::{GroupSpec, Plan};
+use crate::measure::noise::{short_time, Noise};
 
 /// Writes `text` to stdout. A reader that has gone away (`kvbench run
 /// --json | head -c 10`) is not an error: the rest of the output is not
@@ -124,6 +125,9 @@ pub struct RunReport {
     pub warmup: WarmupReport,
     pub groups: Vec<GroupReport>,
     pub total: GroupReport,
+    /// The machine's noise during the run (`kvbench run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
 }
 
 pub fn run_report(
@@ -164,6 +168,7 @@ pub fn run_report(
         },
         groups,
         total,
+        noise: None,
     }
 }
 
@@ -398,6 +403,19 @@ pub fn render_run(r: &RunReport) -> String {
                 g.name, g.multiget
             );
         }
+    }
+    if let Some(n) = &r.noise {
+        let _ = writeln!(
+            out,
+            "machine: a top-priority thread on each CPU woke late by {} at p99, {} at most{}",
+            short_time(n.hiccups.p99_us),
+            short_time(n.hiccups.max_us),
+            if n.hiccups.p99_us > 250.0 {
+                ": the platform stalled during the run, and its latency is in these figures"
+            } else {
+                ""
+            }
+        );
     }
     out
 }

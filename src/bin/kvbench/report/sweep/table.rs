@@ -98,6 +98,23 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
     ]);
     for s in summary {
         let m = &s.max_load;
+        if s.points_counted == 0 {
+            table.row(vec![
+                s.server.clone(),
+                "cannot tell".into(),
+                "-".into(),
+                s.model_max_load_at_slo
+                    .map_or("-".into(), |m| format!("{m:.0}")),
+                s.model_max_load_at_slo
+                    .zip(capacity)
+                    .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
+                String::new(),
+                s.service_us.map_or("-".into(), us),
+                s.model_service.clone().unwrap_or_else(|| "-".into()),
+                format!("{}/{}", s.points_counted, s.points),
+            ]);
+            continue;
+        }
         let measured = match m.bound {
             Bound::Interpolated => format!("{:.0} ({:.0}-{:.0})", m.estimate, m.low, m.high),
             Bound::BelowLowest => format!("< {:.0}", m.lowest),
@@ -279,6 +296,17 @@ mod tests {
         let text = render_summary(&[s], None);
         assert!(text.contains("1500 (1350-1650) ?"), "{text}");
         assert!(text.contains("basic: uncertain: the point that decides it (20%)"));
+    }
+
+    #[test]
+    fn nothing_counted_reads_as_cannot_tell() {
+        let mut s = summary(Bound::BelowLowest, 0.0);
+        s.points_counted = 0;
+        s.max_load.uncertain = Some("none of its 4 points was measured undisturbed".into());
+        let text = render_summary(&[s], Some(10_000.0));
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains("cannot tell") && !row.contains("< "), "{row}");
+        assert!(text.contains("none of its 4 points"), "{text}");
     }
 
     #[test]
