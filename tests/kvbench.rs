@@ -3,6 +3,7 @@
 //! misses must be counted, and `compare` must run and clean up by itself.
 //! Every run is short (about a second) and bounded; no timing assertions.
 
+#[macro_use]
 mod common;
 
 use std::io::Read;
@@ -10,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, free_port, stat_u64, stats, KvServer, PATTERNS};
+use common::{exit_within, free_port, stat_u64, stats, KvServer};
 use serde_json::Value;
 
 /// Longest any kvbench invocation here may take before it is killed.
@@ -149,59 +150,58 @@ fn assert_consistent(g: &Value) {
     );
 }
 
-#[test]
-fn counts_match_server_stats_for_every_pattern() {
-    for pattern in PATTERNS {
-        let mut server = KvServer::start(pattern, &["--threads", "2"]);
-        let (r, d) = run_measured(
-            &server,
-            &[
-                "--duration",
-                "1",
-                "--connections",
-                "8",
-                "--client-threads",
-                "2",
-                "--keys",
-                "200",
-                "--get-ratio",
-                "3:1",
-            ],
-        );
-        let t = &r["total"];
-        assert_consistent(t);
-        assert!(u(t, "requests") > 0, "{pattern}: no requests: {r}");
-        assert_eq!(
-            u(t, "errors"),
-            0,
-            "{pattern}: errors against a healthy server: {r}"
-        );
-        assert_eq!(u(&r["warmup"], "sets"), 200, "{pattern}: {r}");
-        assert_eq!(u(&r["warmup"], "errors"), 0, "{pattern}: {r}");
-        assert_eq!(u(t, "get_keys"), u(t, "gets"), "single-key gets");
-        assert_eq!(
-            d.cmd_get,
-            u(t, "get_keys"),
-            "{pattern}: cmd_get vs kvbench: {r}"
-        );
-        assert_eq!(
-            d.cmd_set,
-            u(t, "sets") + u(&r["warmup"], "sets"),
-            "{pattern}: cmd_set vs kvbench (warmup included): {r}"
-        );
-        assert_eq!(d.get_hits, u(t, "hits"), "{pattern}: {r}");
-        assert_eq!(d.get_misses, u(t, "misses"), "{pattern}: {r}");
-        assert_eq!(u(t, "misses"), 0, "{pattern}: every key was warmed up: {r}");
-        assert_eq!(r["groups"].as_array().unwrap().len(), 1);
-        assert_latency_sane(&r["groups"][0]);
-        assert!(f(t, "ops_per_sec") > 0.0);
-        assert!(
-            server.stop().success(),
-            "{pattern}: {}",
-            server.stderr_text()
-        );
-    }
+fn counts_match_server_stats(pattern: &str) {
+    let mut server = KvServer::start(pattern, &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "8",
+            "--client-threads",
+            "2",
+            "--keys",
+            "200",
+            "--get-ratio",
+            "3:1",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert!(u(t, "requests") > 0, "{pattern}: no requests: {r}");
+    assert_eq!(
+        u(t, "errors"),
+        0,
+        "{pattern}: errors against a healthy server: {r}"
+    );
+    assert_eq!(u(&r["warmup"], "sets"), 200, "{pattern}: {r}");
+    assert_eq!(u(&r["warmup"], "errors"), 0, "{pattern}: {r}");
+    assert_eq!(u(t, "get_keys"), u(t, "gets"), "single-key gets");
+    assert_eq!(
+        d.cmd_get,
+        u(t, "get_keys"),
+        "{pattern}: cmd_get vs kvbench: {r}"
+    );
+    assert_eq!(
+        d.cmd_set,
+        u(t, "sets") + u(&r["warmup"], "sets"),
+        "{pattern}: cmd_set vs kvbench (warmup included): {r}"
+    );
+    assert_eq!(d.get_hits, u(t, "hits"), "{pattern}: {r}");
+    assert_eq!(d.get_misses, u(t, "misses"), "{pattern}: {r}");
+    assert_eq!(u(t, "misses"), 0, "{pattern}: every key was warmed up: {r}");
+    assert_eq!(r["groups"].as_array().unwrap().len(), 1);
+    assert_latency_sane(&r["groups"][0]);
+    assert!(f(t, "ops_per_sec") > 0.0);
+    assert!(
+        server.stop().success(),
+        "{pattern}: {}",
+        server.stderr_text()
+    );
 }
+
+per_pattern!(counts_match_server_stats, super::counts_match_server_stats);
 
 #[test]
 fn pipelined_multigets_count_keys() {

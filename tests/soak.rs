@@ -19,6 +19,7 @@
 //! climbing at the end, leaked connections or descriptors, or an unclean
 //! exit on SIGTERM.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -795,28 +796,8 @@ fn soak(pattern: &str) {
     );
 }
 
-mod soak {
-    #[test]
+per_pattern!(
     #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn basic() {
-        super::soak("basic");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn multi_reader() {
-        super::soak("multi-reader");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn worker_pool() {
-        super::soak("worker-pool");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn work_stealing() {
-        super::soak("work-stealing");
-    }
-}
+    soak,
+    super::soak
+);

@@ -72,7 +72,8 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
 /// and the address of its listening line, for the parent to connect to.
 pub struct StderrTail {
     lines: Arc<Mutex<VecDeque<String>>>,
-    listening: Receiver<SocketAddr>,
+    /// In a mutex so that the tail can be shared with other threads.
+    listening: Mutex<Receiver<SocketAddr>>,
 }
 
 impl StderrTail {
@@ -104,14 +105,18 @@ impl StderrTail {
                 tail.push_back(line);
             }
         });
-        StderrTail { lines, listening }
+        StderrTail {
+            lines,
+            listening: Mutex::new(listening),
+        }
     }
 
     /// The address of the listening line, waiting for it at most
     /// `timeout`; `None` when it did not come by then, or stderr ended
     /// without it (the server exited). Asked again, it waits for the end.
     pub fn listening(&self, timeout: Duration) -> Option<SocketAddr> {
-        self.listening.recv_timeout(timeout).ok()
+        let listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+        listening.recv_timeout(timeout).ok()
     }
 
     /// The lines kept, oldest first, joined by newlines.
