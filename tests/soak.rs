@@ -706,13 +706,7 @@ fn soak(pattern: &str) {
 
     // Figures.
     let n = rss_series.len();
-    let max_in = |from: usize, to: usize| {
-        rss_series[from..to]
-            .iter()
-            .map(|&(_, r)| r)
-            .max()
-            .unwrap_or(0)
-    };
+    let max_in = |from: usize, to: usize| max_rss(&rss_series[from..to]);
     let (second_quarter, last_quarter) = (max_in(n / 4, n / 2), max_in(n * 3 / 4, n));
     let every: Vec<String> = rss_series
         .iter()

@@ -689,11 +689,13 @@ impl Rng {
     }
 }
 
-/// The `p` quantile (0..=1) of some durations (`ZERO` for none).
+/// The `p` quantile (0..=1) of some durations. Panics on none: a zero
+/// would pass every latency bound without a single measurement.
 pub fn percentile(samples: &[Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
+    assert!(
+        !samples.is_empty(),
+        "no latency samples to take a quantile of"
+    );
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
@@ -869,8 +871,14 @@ impl RssSampler {
     }
 }
 
+/// The largest RSS sampled, in KiB. Panics on no sample: a zero would
+/// pass every memory bound without a single measurement.
 pub fn max_rss(samples: &[(Duration, u64)]) -> u64 {
-    samples.iter().map(|&(_, r)| r).max().unwrap_or(0)
+    samples
+        .iter()
+        .map(|&(_, r)| r)
+        .max()
+        .expect("no RSS sample was read")
 }
 
 /// The large-value load's value size: 100 KiB.
