@@ -109,6 +109,26 @@ fn item_size_above_a_gigabyte_refused_as_memcached_does() {
     refused_like_memcached(&["-I", "1025m", "-m", "1"], half, 64);
 }
 
+/// A port in use is the user's to fix: the message and its cause on one
+/// line, exit 1, and no stack trace though `RUST_BACKTRACE=1` is set.
+#[test]
+fn a_busy_port_is_one_line_without_a_stack_trace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_kvserve"))
+            .args(["-p", &port, "-l", "127.0.0.1"])
+            .env_remove("RUST_LOG")
+            .env("RUST_BACKTRACE", "1"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("Error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)")
+    );
+}
+
 #[test]
 fn smallest_memory_memcached_accepts_serves() {
     let server = KvServer::start("basic", &["-m", "2"]);

@@ -27,6 +27,8 @@ fn kvbench_output(args: &[&str]) -> Output {
 fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
         .args(args)
+        // As many Rust developers have it set: errors must still read clean.
+        .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -449,9 +451,11 @@ fn a_run_that_cannot_connect_fails() {
         let out = kvbench_output(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        let expected = format!("cannot connect to {addr}: all 3 connections failed");
-        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        let expected = format!("Error: cannot connect to {addr}: all 3 connections failed");
+        assert!(stderr.starts_with(&expected), "{args:?}: {stderr}");
         assert!(stderr.contains("Connection refused"), "{args:?}: {stderr}");
+        // The message alone, though RUST_BACKTRACE=1: no stack trace.
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}: no table of zeros");
     }
 }

@@ -73,6 +73,20 @@ pub fn memory(s: &Snapshot) -> String {
     format!("{} / {} ({percent:.0}%)", bytes(used), bytes(limit))
 }
 
+/// Connections open now and taken since start: `51 open, 55 total`.
+pub fn connections(s: &Snapshot) -> String {
+    format!(
+        "{} open, {} total",
+        s.number("curr_connections"),
+        s.number("total_connections")
+    )
+}
+
+/// The heading of a thread's connections: all it has taken on since the
+/// server started (`stats threads` counts no more), not those open now,
+/// which only the header's total gives.
+pub const CONNS_HEADING: &str = "total conns";
+
 /// The line said in place of the thread rows by a server that has none.
 pub const NO_THREAD_STATS: &str =
     "per-thread stats are not available: the server does not answer `stats threads` (only kvserve does)";
