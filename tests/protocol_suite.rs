@@ -994,44 +994,12 @@ fn run_suite(suite: &Suite, pattern: &str, mode: Mode) {
     s.finish();
 }
 
-fn classic_table(pattern: &str) {
-    run_suite(&CLASSIC, pattern, Mode::CaseByCase);
-}
-
-fn classic_table_pipelined(pattern: &str) {
-    run_suite(&CLASSIC, pattern, Mode::Pipelined);
-}
-
-fn classic_table_byte_by_byte(pattern: &str) {
-    run_suite(&CLASSIC, pattern, Mode::ByteByByte);
-}
-
-fn meta_table(pattern: &str) {
-    run_suite(&META, pattern, Mode::CaseByCase);
-}
-
-fn meta_table_pipelined(pattern: &str) {
-    run_suite(&META, pattern, Mode::Pipelined);
-}
-
-fn meta_table_byte_by_byte(pattern: &str) {
-    run_suite(&META, pattern, Mode::ByteByByte);
-}
-
-per_pattern!(table, super::classic_table, and memcached);
-per_pattern!(table_pipelined, super::classic_table_pipelined, and memcached);
-per_pattern!(
-    table_byte_by_byte,
-    super::classic_table_byte_by_byte,
-    and memcached
-);
-per_pattern!(meta_table, super::meta_table, and memcached);
-per_pattern!(meta_table_pipelined, super::meta_table_pipelined, and memcached);
-per_pattern!(
-    meta_table_byte_by_byte,
-    super::meta_table_byte_by_byte,
-    and memcached
-);
+per_pattern!(table, |p| run_suite(&CLASSIC, p, Mode::CaseByCase), and memcached);
+per_pattern!(table_pipelined, |p| run_suite(&CLASSIC, p, Mode::Pipelined), and memcached);
+per_pattern!(table_byte_by_byte, |p| run_suite(&CLASSIC, p, Mode::ByteByByte), and memcached);
+per_pattern!(meta_table, |p| run_suite(&META, p, Mode::CaseByCase), and memcached);
+per_pattern!(meta_table_pipelined, |p| run_suite(&META, p, Mode::Pipelined), and memcached);
+per_pattern!(meta_table_byte_by_byte, |p| run_suite(&META, p, Mode::ByteByByte), and memcached);
 
 // ---------------------------------------------------------------------
 // 1,000 pipelined set/get pairs in one write

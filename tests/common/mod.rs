@@ -927,11 +927,12 @@ pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
 }
 
 /// One `#[test]` per pattern, in a module named after the scenario, each
-/// calling `$f` with its pattern's name: `per_pattern!(ordering,
-/// super::ordering)` makes `ordering::basic`, `ordering::multi_reader`,
-/// `ordering::worker_pool` and `ordering::work_stealing`, so that a failure
-/// names its pattern. Attributes written first (`#[ignore = "..."]`) go on
-/// each test.
+/// calling `$f` (a function or closure, seen from inside the module, which
+/// imports everything of its parent) with its pattern's name:
+/// `per_pattern!(ordering, ordering)` makes `ordering::basic`,
+/// `ordering::multi_reader`, `ordering::worker_pool` and
+/// `ordering::work_stealing`, so that a failure names its pattern.
+/// Attributes written first (`#[ignore = "..."]`) go on each test.
 ///
 /// With `and memcached`, a fifth test, `ordering::memcached`, calls `$f`
 /// with [`MEMCACHED`]: the scenario run against the real memcached, the
@@ -939,48 +940,35 @@ pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
 /// scenario starts its server with [`KvServer::start_suite`].
 #[allow(unused_macros)]
 macro_rules! per_pattern {
-    (@patterns $(#[$attr:meta])* $f:path) => {
-        // A pattern added to the library fails to compile here, until it
-        // has its test below.
-        const _: () = match ::kvserve::server::config::Pattern::Basic {
-            ::kvserve::server::config::Pattern::Basic
-            | ::kvserve::server::config::Pattern::MultiReader
-            | ::kvserve::server::config::Pattern::WorkerPool
-            | ::kvserve::server::config::Pattern::WorkStealing => (),
-        };
+    (@test [$($attr:tt)*] $test:ident, $f:expr, $name:expr) => {
         #[test]
-        $(#[$attr])*
-        fn basic() {
-            $f(::kvserve::server::config::Pattern::Basic.name());
-        }
-        #[test]
-        $(#[$attr])*
-        fn multi_reader() {
-            $f(::kvserve::server::config::Pattern::MultiReader.name());
-        }
-        #[test]
-        $(#[$attr])*
-        fn worker_pool() {
-            $f(::kvserve::server::config::Pattern::WorkerPool.name());
-        }
-        #[test]
-        $(#[$attr])*
-        fn work_stealing() {
-            $f(::kvserve::server::config::Pattern::WorkStealing.name());
+        $($attr)*
+        fn $test() {
+            ($f)($name);
         }
     };
-    ($module:ident, $f:path, and memcached) => {
+    (@module [$($attr:tt)*] $module:ident, $f:expr, $($memcached:ident)?) => {
         mod $module {
-            per_pattern!(@patterns $f);
-            #[test]
-            fn memcached() {
-                $f(crate::common::MEMCACHED);
-            }
+            #[allow(unused_imports)]
+            use super::*;
+            use ::kvserve::server::config::Pattern;
+
+            // A pattern added to the library fails to compile here, until it
+            // has its test below.
+            const _: () = match Pattern::Basic {
+                Pattern::Basic | Pattern::MultiReader | Pattern::WorkerPool | Pattern::WorkStealing => (),
+            };
+            per_pattern!(@test [$($attr)*] basic, $f, Pattern::Basic.name());
+            per_pattern!(@test [$($attr)*] multi_reader, $f, Pattern::MultiReader.name());
+            per_pattern!(@test [$($attr)*] worker_pool, $f, Pattern::WorkerPool.name());
+            per_pattern!(@test [$($attr)*] work_stealing, $f, Pattern::WorkStealing.name());
+            $(per_pattern!(@test [] $memcached, $f, crate::common::MEMCACHED);)?
         }
     };
-    ($(#[$attr:meta])* $module:ident, $f:path) => {
-        mod $module {
-            per_pattern!(@patterns $(#[$attr])* $f);
-        }
+    ($module:ident, $f:expr, and memcached) => {
+        per_pattern!(@module [] $module, $f, memcached);
+    };
+    ($(#[$attr:meta])* $module:ident, $f:expr) => {
+        per_pattern!(@module [$(#[$attr])*] $module, $f,);
     };
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::watch::Watch;
 use crate::measure::snapshot::Snapshot;
 
 /// A rate or count in at most five characters: `950`, `12.5k`, `3.1M`.
@@ -86,6 +87,16 @@ pub fn connections(s: &Snapshot) -> String {
 /// server started (`stats threads` counts no more), not those open now,
 /// which only the header's total gives.
 pub const CONNS_HEADING: &str = "total conns";
+
+/// What failing readings mean: the server cannot be reached, or, after it
+/// answered once, it was lost.
+pub fn unanswered(watch: &Watch) -> &'static str {
+    if watch.connected() {
+        "server lost"
+    } else {
+        "cannot connect"
+    }
+}
 
 /// The line said in place of the thread rows by a server that has none.
 pub const NO_THREAD_STATS: &str =

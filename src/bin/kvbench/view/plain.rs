@@ -10,15 +10,11 @@ use super::watch::Watch;
 pub fn render(watch: &Watch) -> String {
     let mut out = String::new();
     if let Some(lost) = watch.lost() {
-        let what = if watch.connected() {
-            "server lost"
-        } else {
-            "cannot connect"
-        };
         let _ = writeln!(
             out,
-            "{}: {what} ({}); retrying every {} (try {})\n",
+            "{}: {} ({}); retrying every {} (try {})\n",
             watch.server,
+            format::unanswered(watch),
             lost.error,
             format::seconds(watch.interval),
             lost.tries

@@ -53,14 +53,10 @@ pub fn draw(frame: &mut Frame, watch: &Watch) {
 fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if let Some(lost) = watch.lost() {
-        let what = if watch.connected() {
-            "server lost"
-        } else {
-            "cannot connect"
-        };
         lines.push(
             Line::from(format!(
-                "{what}: {}; retrying every {} (try {}, {}s)",
+                "{}: {}; retrying every {} (try {}, {}s)",
+                format::unanswered(watch),
                 lost.error,
                 format::seconds(watch.interval),
                 lost.tries,
@@ -402,27 +398,22 @@ mod tests {
         let narrow = screen(&watch, 60, 16).join("");
         assert!(narrow.contains("only kvserve does"), "{narrow}");
 
+        let refused = || Err("Connection refused (os error 111)".into());
         let mut lost = watched_worker_pool();
-        lost.record(Err("Connection refused (os error 111)".into()));
-        let shown = text(&lost);
-        assert!(
-            shown.contains(
-                "server lost: Connection refused (os error 111); retrying every 1 s (try 1"
-            ),
-            "{shown}"
-        );
-        assert!(shown.contains("dispatch"), "the last rows stay: {shown}");
-
+        lost.record(refused());
         let mut never = Watch::new("127.0.0.1:1", Duration::from_secs(1));
-        never.record(Err("Connection refused (os error 111)".into()));
-        let shown = text(&never);
-        assert!(
-            shown.contains(
-                "cannot connect: Connection refused (os error 111); retrying every 1 s (try 1"
-            ),
-            "{shown}"
-        );
-        assert!(!shown.contains("server lost"), "{shown}");
+        never.record(refused());
+        for (watch, said, unsaid) in [
+            (&lost, "server lost", "cannot connect"),
+            (&never, "cannot connect", "server lost"),
+        ] {
+            let shown = text(watch);
+            let line = format!("{said}: Connection refused (os error 111); retrying every 1 s");
+            assert!(shown.contains(&line), "{shown}");
+            assert!(!shown.contains(unsaid), "{shown}");
+        }
+        let shown = text(&lost);
+        assert!(shown.contains("dispatch"), "the last rows stay: {shown}");
 
         // Too small for anything: drawn without a panic.
         for (w, h) in [(1, 1), (10, 3), (30, 8)] {
