@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, free_port, stat_u64, stats, KvServer};
+use common::{exit_within, free_port, kvbench_command, stat_u64, stats, KvServer};
 use serde_json::Value;
 
 /// Longest any kvbench invocation here may take before it is killed.
@@ -25,15 +25,7 @@ fn kvbench_output(args: &[&str]) -> Output {
 /// Runs kvbench with `args`, reading its stdout, or closing it at once
 /// when `read_stdout` is false; kills it after [`KVBENCH_LIMIT`].
 fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
-        .args(args)
-        // As many Rust developers have it set: errors must still read clean.
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kvbench");
+    let mut child = kvbench_command(args).spawn().expect("spawn kvbench");
     let stdout = child.stdout.take().unwrap();
     let out = read_stdout.then(|| thread::spawn(move || read_all(stdout)));
     let stderr = child.stderr.take().unwrap();

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, free_port, wait_until, KvServer};
+use common::{exit_within, free_port, kvbench_command, wait_until, KvServer};
 
 const KVBENCH: &str = env!("CARGO_BIN_EXE_kvbench");
 /// Longest a plain `kvbench top` here may run before it is killed.
@@ -23,14 +23,8 @@ const TOP_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `kvbench top ARGS` with stdout and stderr piped (so not a
 /// terminal); kills it after [`TOP_LIMIT`].
 fn top_output(args: &[&str]) -> Output {
-    let mut child = Command::new(KVBENCH)
-        .arg("top")
+    let mut child = kvbench_command(&["top"])
         .args(args)
-        // As many Rust developers have it set: errors must still read clean.
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvbench top");
     let out = drain(child.stdout.take().unwrap());
@@ -166,12 +160,8 @@ fn a_server_never_reached_is_said_and_fails_after_count() {
 fn a_lost_server_is_said_and_retried_without_a_panic() {
     let mut server = KvServer::start("worker-pool", &["--threads", "2"]);
     let addr = server.addr().to_string();
-    let mut child = Command::new(KVBENCH)
-        .args(["top", "--server", &addr, "--plain", "--interval", "0.2"])
+    let mut child = kvbench_command(&["top", "--server", &addr, "--plain", "--interval", "0.2"])
         .args(["--count", "15"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvbench top");
     let (tx, rx) = mpsc::channel();

@@ -175,33 +175,20 @@ fn counts_fixed_work(pattern: &str, args: &[&str], canonical: &str, per_request_
     assert_eq!(w.model, canonical, "{label} after reset");
 }
 
-fn block_fixed(pattern: &str) {
+per_pattern!(block_fixed_work_is_counted_exactly, |p| {
     counts_fixed_work(
-        pattern,
+        p,
         &["--work", "block:fixed:1ms"],
         "block:fixed:1000us",
         1000,
-    );
-}
-
-per_pattern!(block_fixed_work_is_counted_exactly, super::block_fixed);
-
-fn spin_fixed(pattern: &str) {
-    counts_fixed_work(
-        pattern,
-        &["--work", "spin:fixed:200us"],
-        "spin:fixed:200us",
-        200,
-    );
-}
-
-per_pattern!(spin_fixed_work_is_counted_exactly, super::spin_fixed);
-
-fn work_us(pattern: &str) {
-    counts_fixed_work(pattern, &["--work-us", "5"], "spin:fixed:5us", 5);
-}
-
-per_pattern!(work_us_is_spin_fixed, super::work_us);
+    )
+});
+per_pattern!(spin_fixed_work_is_counted_exactly, |p| {
+    counts_fixed_work(p, &["--work", "spin:fixed:200us"], "spin:fixed:200us", 200)
+});
+per_pattern!(work_us_is_spin_fixed, |p| {
+    counts_fixed_work(p, &["--work-us", "5"], "spin:fixed:5us", 5)
+});
 
 /// Without `--work`, no request performs any: `none` and zeros throughout.
 fn no_work(pattern: &str) {

@@ -45,6 +45,19 @@ pub fn kvserve_bin() -> std::ffi::OsString {
     std::env::var_os("KVSERVE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_kvserve").into())
 }
 
+/// `kvbench ARGS` with stdin closed and stdout and stderr piped, under
+/// `RUST_BACKTRACE=1`, as many Rust developers have it set: its errors
+/// must read clean even so.
+pub fn kvbench_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvbench"));
+    cmd.args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// The memcached to compare with: `$KVSERVE_MEMCACHED_BIN`, else
 /// `memcached` from PATH (`bash .ci/run` installs it).
 pub fn memcached_bin() -> String {
