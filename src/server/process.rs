@@ -1,7 +1,8 @@
 //! kvserve as a process others start: the open-file limit it raises, the
 //! line it logs once it listens, the reading of that line back from its
-//! stderr, and how it (and kvbench) report the error they end with. kvbench and the tests start kvserve with `--port 0` and
-//! learn its port from that line, so its format has one owner: this file.
+//! stderr, and how it (and kvbench) report the error they end with.
+//! kvbench and the tests start kvserve with `--port 0` and learn its port
+//! from that line, so its format has one owner: this file.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};

@@ -969,7 +969,10 @@ macro_rules! per_pattern {
             // A pattern added to the library fails to compile here, until it
             // has its test below.
             const _: () = match Pattern::Basic {
-                Pattern::Basic | Pattern::MultiReader | Pattern::WorkerPool | Pattern::WorkStealing => (),
+                Pattern::Basic
+                | Pattern::MultiReader
+                | Pattern::WorkerPool
+                | Pattern::WorkStealing => (),
             };
             per_pattern!(@test [$($attr)*] basic, $f, Pattern::Basic.name());
             per_pattern!(@test [$($attr)*] multi_reader, $f, Pattern::MultiReader.name());
