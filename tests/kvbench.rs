@@ -3,6 +3,7 @@
 //! misses must be counted, and `compare` must run and clean up by itself.
 //! Every run is short (about a second) and bounded; no timing assertions.
 
+#[macro_use]
 mod common;
 
 use std::io::Read;
@@ -10,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, free_port, stat_u64, stats, KvServer, PATTERNS};
+use common::{exit_within, free_port, kvbench_command, stat_u64, stats, KvServer};
 use serde_json::Value;
 
 /// Longest any kvbench invocation here may take before it is killed.
@@ -24,13 +25,7 @@ fn kvbench_output(args: &[&str]) -> Output {
 /// Runs kvbench with `args`, reading its stdout, or closing it at once
 /// when `read_stdout` is false; kills it after [`KVBENCH_LIMIT`].
 fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvbench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kvbench");
+    let mut child = kvbench_command(args).spawn().expect("spawn kvbench");
     let stdout = child.stdout.take().unwrap();
     let out = read_stdout.then(|| thread::spawn(move || read_all(stdout)));
     let stderr = child.stderr.take().unwrap();
@@ -149,59 +144,58 @@ fn assert_consistent(g: &Value) {
     );
 }
 
-#[test]
-fn counts_match_server_stats_for_every_pattern() {
-    for pattern in PATTERNS {
-        let mut server = KvServer::start(pattern, &["--threads", "2"]);
-        let (r, d) = run_measured(
-            &server,
-            &[
-                "--duration",
-                "1",
-                "--connections",
-                "8",
-                "--client-threads",
-                "2",
-                "--keys",
-                "200",
-                "--get-ratio",
-                "3:1",
-            ],
-        );
-        let t = &r["total"];
-        assert_consistent(t);
-        assert!(u(t, "requests") > 0, "{pattern}: no requests: {r}");
-        assert_eq!(
-            u(t, "errors"),
-            0,
-            "{pattern}: errors against a healthy server: {r}"
-        );
-        assert_eq!(u(&r["warmup"], "sets"), 200, "{pattern}: {r}");
-        assert_eq!(u(&r["warmup"], "errors"), 0, "{pattern}: {r}");
-        assert_eq!(u(t, "get_keys"), u(t, "gets"), "single-key gets");
-        assert_eq!(
-            d.cmd_get,
-            u(t, "get_keys"),
-            "{pattern}: cmd_get vs kvbench: {r}"
-        );
-        assert_eq!(
-            d.cmd_set,
-            u(t, "sets") + u(&r["warmup"], "sets"),
-            "{pattern}: cmd_set vs kvbench (warmup included): {r}"
-        );
-        assert_eq!(d.get_hits, u(t, "hits"), "{pattern}: {r}");
-        assert_eq!(d.get_misses, u(t, "misses"), "{pattern}: {r}");
-        assert_eq!(u(t, "misses"), 0, "{pattern}: every key was warmed up: {r}");
-        assert_eq!(r["groups"].as_array().unwrap().len(), 1);
-        assert_latency_sane(&r["groups"][0]);
-        assert!(f(t, "ops_per_sec") > 0.0);
-        assert!(
-            server.stop().success(),
-            "{pattern}: {}",
-            server.stderr_text()
-        );
-    }
+fn counts_match_server_stats(pattern: &str) {
+    let mut server = KvServer::start(pattern, &["--threads", "2"]);
+    let (r, d) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "8",
+            "--client-threads",
+            "2",
+            "--keys",
+            "200",
+            "--get-ratio",
+            "3:1",
+        ],
+    );
+    let t = &r["total"];
+    assert_consistent(t);
+    assert!(u(t, "requests") > 0, "{pattern}: no requests: {r}");
+    assert_eq!(
+        u(t, "errors"),
+        0,
+        "{pattern}: errors against a healthy server: {r}"
+    );
+    assert_eq!(u(&r["warmup"], "sets"), 200, "{pattern}: {r}");
+    assert_eq!(u(&r["warmup"], "errors"), 0, "{pattern}: {r}");
+    assert_eq!(u(t, "get_keys"), u(t, "gets"), "single-key gets");
+    assert_eq!(
+        d.cmd_get,
+        u(t, "get_keys"),
+        "{pattern}: cmd_get vs kvbench: {r}"
+    );
+    assert_eq!(
+        d.cmd_set,
+        u(t, "sets") + u(&r["warmup"], "sets"),
+        "{pattern}: cmd_set vs kvbench (warmup included): {r}"
+    );
+    assert_eq!(d.get_hits, u(t, "hits"), "{pattern}: {r}");
+    assert_eq!(d.get_misses, u(t, "misses"), "{pattern}: {r}");
+    assert_eq!(u(t, "misses"), 0, "{pattern}: every key was warmed up: {r}");
+    assert_eq!(r["groups"].as_array().unwrap().len(), 1);
+    assert_latency_sane(&r["groups"][0]);
+    assert!(f(t, "ops_per_sec") > 0.0);
+    assert!(
+        server.stop().success(),
+        "{pattern}: {}",
+        server.stderr_text()
+    );
 }
+
+per_pattern!(counts_match_server_stats, super::counts_match_server_stats);
 
 #[test]
 fn pipelined_multigets_count_keys() {
@@ -455,9 +449,11 @@ fn a_run_that_cannot_connect_fails() {
         let out = kvbench_output(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        let expected = format!("cannot connect to {addr}: all 3 connections failed");
-        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        let expected = format!("Error: cannot connect to {addr}: all 3 connections failed");
+        assert!(stderr.starts_with(&expected), "{args:?}: {stderr}");
         assert!(stderr.contains("Connection refused"), "{args:?}: {stderr}");
+        // The message alone, though RUST_BACKTRACE=1: no stack trace.
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}: no table of zeros");
     }
 }

@@ -5,6 +5,8 @@
 //! - [`event_loop`]: a readiness loop over many connections (basic, multi-reader).
 //! - [`listener`], [`notifier`], [`shutdown`]: accepting, cross-thread
 //!   wake-ups, and graceful stop, shared by all patterns.
+//! - [`process`]: the open-file limit, and the `listening on` line that
+//!   kvbench and the tests read the port from.
 //! - [`acceptor`]: dealing connections to readers (multi-reader, work-stealing).
 //! - [`batch`]: a connection with its parsed requests, executed away from
 //!   its owner and handed back (worker-pool, work-stealing).
@@ -23,6 +25,7 @@ pub mod event_loop;
 pub mod listener;
 pub mod notifier;
 pub mod patterns;
+pub mod process;
 pub mod shared_epoll;
 pub mod shutdown;
 pub mod work_queue;
@@ -44,7 +47,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: &Config) -> anyhow::Result<()> {
-    raise_fd_limit();
+    if let Err(e) = process::raise_fd_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
     let listener = listener::bind(listen_addr(&config.listen, config.port)?)?;
     let addr = listener.local_addr()?;
     let threads = config.threads();
@@ -70,10 +75,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
     start_sweeper(&engine, &shutdown)?;
-    tracing::info!(
-        "kvserve listening on {addr} pattern={} threads={threads}",
-        config.pattern.name()
-    );
+    process::announce(addr, config.pattern, threads);
     match config.pattern {
         Pattern::Basic => patterns::basic::run(listener, &engine, &shutdown),
         Pattern::MultiReader => patterns::multi_reader::run(listener, threads, &engine, &shutdown),
@@ -115,20 +117,4 @@ fn start_sweeper(engine: &Arc<Engine>, shutdown: &Arc<Shutdown>) -> anyhow::Resu
             }
         })?;
     Ok(())
-}
-
-/// Raises the open-file limit to its hard limit, so thousands of
-/// connections fit (as memcached does for `-c`).
-fn raise_fd_limit() {
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("cannot raise the open-file limit");
-            }
-        }
-    }
 }

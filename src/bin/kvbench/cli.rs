@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use kvserve::engine::work::WorkModel;
+use kvserve::server::config::Pattern;
 
 use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
 use crate::measure::cpus::CpuList;
@@ -68,12 +69,8 @@ pub struct ServerArgs {
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// kvserve patterns to start.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "basic,multi-reader,worker-pool,work-stealing"
-    )]
-    pub patterns: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Pattern::ALL)]
+    pub patterns: Vec<Pattern>,
     /// The kvserve binary (default: `kvserve` next to this executable).
     #[arg(long)]
     pub kvserve: Option<PathBuf>,
