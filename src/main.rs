@@ -1,12 +1,15 @@
 //! The kvserve binary: flags, logging, then the chosen pattern.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use clap::Parser;
-use kvserve::server::{self, config::Config};
+use kvserve::server::{self, config::Config, process};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+/// Starts the server; an error that stops it (a port in use, an address
+/// that does not resolve) is printed without a stack trace, and exits 1.
+fn main() -> ExitCode {
     let config = Config::parse();
     if let Some(refusal) = config.refusal() {
         eprintln!("{}", refusal.message);
@@ -31,5 +34,5 @@ fn main() -> anyhow::Result<()> {
         // which panics on the same closed pipe, in whichever thread logged.
         .log_internal_errors(false)
         .init();
-    server::run(&config)
+    process::exit_code(server::run(&config))
 }

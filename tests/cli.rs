@@ -1,8 +1,9 @@
 //! kvserve's command line as a memcached user meets it: the flags memcached
 //! refuses are refused with its words and exit status (compared with the
-//! real memcached when it is installed), `-l` takes a host name, and `-v` /
-//! `-vv` log what memcached's do. Every process is bounded in time.
+//! real memcached), `-l` takes a host name, and `-v` / `-vv` log what
+//! memcached's do. Every process is bounded in time.
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -10,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{exit_within, request, wait_until, KvServer, PATTERNS};
+use common::{exit_within, memcached_bin, request, wait_until, KvServer};
 
 /// How long a server that should refuse to start may take to exit.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
@@ -43,21 +44,6 @@ fn run_bounded(cmd: &mut Command) -> Output {
     }
 }
 
-/// The memcached to compare with, if one is installed.
-fn memcached() -> Option<String> {
-    let bin = std::env::var("KVSERVE_MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
-    let found = Command::new(&bin)
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("memcached not installed: kvserve's refusals checked against memcached 1.6.18's recorded words only");
-    }
-    found.then_some(bin)
-}
-
 /// kvserve with `args` must exit with `code` and print `message` as its
 /// only stderr line, having bound nothing.
 fn kvserve_refuses(args: &[&str], message: &str, code: i32) {
@@ -73,14 +59,11 @@ fn kvserve_refuses(args: &[&str], message: &str, code: i32) {
     assert!(!stderr.contains("listening"), "kvserve {args:?}: {stderr}");
 }
 
-/// [`kvserve_refuses`], and memcached, if installed, must refuse the same
-/// flags with the same line and exit status.
+/// [`kvserve_refuses`], and memcached must refuse the same flags with the
+/// same line and exit status.
 fn refused_like_memcached(args: &[&str], message: &str, code: i32) {
     kvserve_refuses(args, message, code);
-    let Some(bin) = memcached() else {
-        return;
-    };
-    let mut cmd = Command::new(&bin);
+    let mut cmd = Command::new(memcached_bin());
     cmd.args(["-p", "0", "-U", "0", "-l", "127.0.0.1"])
         .args(args);
     // SAFETY: geteuid has no preconditions.
@@ -124,6 +107,26 @@ fn item_size_above_a_gigabyte_refused_as_memcached_does() {
     // After the memory check, as memcached.
     let half = "Cannot set item size limit higher than 1/2 of memory max.";
     refused_like_memcached(&["-I", "1025m", "-m", "1"], half, 64);
+}
+
+/// A port in use is the user's to fix: the message and its cause on one
+/// line, exit 1, and no stack trace though `RUST_BACKTRACE=1` is set.
+#[test]
+fn a_busy_port_is_one_line_without_a_stack_trace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_kvserve"))
+            .args(["-p", &port, "-l", "127.0.0.1"])
+            .env_remove("RUST_LOG")
+            .env("RUST_BACKTRACE", "1"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("Error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)")
+    );
 }
 
 #[test]
@@ -201,34 +204,26 @@ fn set_and_get(server: &KvServer) {
     assert_eq!(request(&mut client, b"delete nope\r\n"), b"NOT_FOUND\r\n");
 }
 
-#[test]
-fn vv_logs_commands_and_replies_as_memcached_does() {
-    for pattern in PATTERNS {
-        let server = KvServer::start(pattern, &["-vv"]);
-        set_and_get(&server);
-        let mut log = None;
-        wait_until(LOG_WAIT, || {
-            log = exchange(&server.stderr_text(), "delete nope");
-            log.is_some()
-        });
-        let stderr = server.stderr_text();
-        let log = log.unwrap_or_else(|| panic!("[{pattern}] no command log in:\n{stderr}"));
-        assert_eq!(log, EXPECTED_LOG, "[{pattern}] stderr:\n{stderr}");
-        // The poller's own trace is filtered out.
-        assert!(!stderr.contains("mio"), "[{pattern}] {stderr}");
-    }
-    if memcached().is_some() {
-        let server = KvServer::start_memcached(&["-vv"]);
-        set_and_get(&server);
-        let mut log = None;
-        wait_until(LOG_WAIT, || {
-            log = exchange(&server.stderr_text(), "delete nope");
-            log.is_some()
-        });
-        let log = log.unwrap_or_else(|| panic!("memcached: {}", server.stderr_text()));
-        assert_eq!(log, EXPECTED_LOG, "memcached: {}", server.stderr_text());
-    }
+fn vv_log(pattern: &str) {
+    let server = KvServer::start_suite(pattern, &["-vv"], &["-vv"]);
+    set_and_get(&server);
+    let mut log = None;
+    wait_until(LOG_WAIT, || {
+        log = exchange(&server.stderr_text(), "delete nope");
+        log.is_some()
+    });
+    let stderr = server.stderr_text();
+    let log = log.unwrap_or_else(|| panic!("[{pattern}] no command log in:\n{stderr}"));
+    assert_eq!(log, EXPECTED_LOG, "[{pattern}] stderr:\n{stderr}");
+    // The poller's own trace is filtered out.
+    assert!(!stderr.contains("mio"), "[{pattern}] {stderr}");
 }
+
+per_pattern!(
+    vv_logs_commands_and_replies_as_memcached_does,
+    super::vv_log,
+    and memcached
+);
 
 #[test]
 fn vv_logs_connections_opening_and_closing() {

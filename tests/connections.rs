@@ -2,26 +2,27 @@
 //! another is served, and closing them returns the server's connection
 //! count and open file descriptors to their baseline (no leak).
 
+#[macro_use]
 mod common;
 
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{request, stat_u64, stats, wait_until, KvServer, PATTERNS};
+use common::{fd_count, request, stat_u64, stats, wait_until, KvServer};
 
 const IDLE_CONNECTIONS: usize = 10_000;
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
-}
+/// One pattern at a time: each holds 10,000 client sockets in this
+/// process, and two at once would pass the open-file limit.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn holds_ten_thousand_idle_connections(pattern: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut server = KvServer::start(pattern, &["-c", "12000", "-t", "2"]);
     let mut client = server.connect();
     let base_conns = stat_u64(&stats(&mut client, ""), "curr_connections");
-    let base_fds = open_fds(server.pid());
+    let base_fds = fd_count(server.pid());
 
     let idle: Vec<TcpStream> = (0..IDLE_CONNECTIONS)
         .map(|i| {
@@ -60,22 +61,18 @@ fn holds_ten_thousand_idle_connections(pattern: &str) {
     drop(idle);
     let back_to_baseline = wait_until(Duration::from_secs(10), || {
         stat_u64(&stats(&mut client, ""), "curr_connections") == base_conns
-            && open_fds(server.pid()) <= base_fds
+            && fd_count(server.pid()) <= base_fds
     });
     assert!(
         back_to_baseline,
         "{pattern}: curr_connections {} (baseline {base_conns}), fds {} (baseline {base_fds})",
         stat_u64(&stats(&mut client, ""), "curr_connections"),
-        open_fds(server.pid())
+        fd_count(server.pid())
     );
     assert!(server.stop().success(), "{pattern}: unclean exit");
 }
 
-/// One test for all patterns: each holds 10,000 client sockets in this
-/// process, and three at once would pass the open-file limit.
-#[test]
-fn every_pattern_holds_ten_thousand_idle_connections() {
-    for pattern in PATTERNS {
-        holds_ten_thousand_idle_connections(pattern);
-    }
-}
+per_pattern!(
+    holds_ten_thousand_idle_connections,
+    super::holds_ten_thousand_idle_connections
+);

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_within, wait_until, KvServer};
+use common::{exit_within, free_port, kvbench_command, wait_until, KvServer};
 
 const KVBENCH: &str = env!("CARGO_BIN_EXE_kvbench");
 /// Longest a plain `kvbench top` here may run before it is killed.
@@ -23,12 +23,8 @@ const TOP_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `kvbench top ARGS` with stdout and stderr piped (so not a
 /// terminal); kills it after [`TOP_LIMIT`].
 fn top_output(args: &[&str]) -> Output {
-    let mut child = Command::new(KVBENCH)
-        .arg("top")
+    let mut child = kvbench_command(&["top"])
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvbench top");
     let out = drain(child.stdout.take().unwrap());
@@ -129,15 +125,43 @@ fn plain_by_itself_into_a_pipe_with_a_row_per_thread() {
 }
 
 #[test]
+fn a_server_never_reached_is_said_and_fails_after_count() {
+    // Nothing listens on a port that was free a moment ago.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = top_output(&[
+        "--server",
+        &addr,
+        "--plain",
+        "--count",
+        "2",
+        "--interval",
+        "0.2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{stderr}");
+    let said: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(said.len(), 2, "{text}");
+    for (n, line) in said.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("{addr}: cannot connect (Connection refused"))
+                && line.ends_with(&format!("retrying every 0.2 s (try {})", n + 1)),
+            "{text}"
+        );
+    }
+    // One line, though RUST_BACKTRACE=1: no stack trace.
+    assert_eq!(
+        stderr.trim_end(),
+        format!("Error: cannot connect to {addr}: Connection refused (os error 111)")
+    );
+}
+
+#[test]
 fn a_lost_server_is_said_and_retried_without_a_panic() {
     let mut server = KvServer::start("worker-pool", &["--threads", "2"]);
     let addr = server.addr().to_string();
-    let mut child = Command::new(KVBENCH)
-        .args(["top", "--server", &addr, "--plain", "--interval", "0.2"])
+    let mut child = kvbench_command(&["top", "--server", &addr, "--plain", "--interval", "0.2"])
         .args(["--count", "15"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kvbench top");
     let (tx, rx) = mpsc::channel();

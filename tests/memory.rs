@@ -37,7 +37,7 @@ fn start(name: &str, extra: &[&str]) -> KvServer {
         args.extend(["-t", "2"]);
     }
     args.extend_from_slice(extra);
-    if name == "memcached" {
+    if name == MEMCACHED {
         KvServer::start_memcached(&args)
     } else {
         KvServer::start(name, &args)
@@ -140,10 +140,10 @@ fn small_items(name: &str) {
 fn figure_servers() -> Vec<String> {
     match std::env::var("KVSERVE_FIGURES") {
         Ok(list) => list.split(',').map(str::to_string).collect(),
-        Err(_) => PATTERNS
-            .iter()
-            .map(|p| p.to_string())
-            .chain(["memcached".to_string()])
+        Err(_) => pattern_names()
+            .into_iter()
+            .chain([MEMCACHED])
+            .map(str::to_string)
             .collect(),
     }
 }

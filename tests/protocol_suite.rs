@@ -2,17 +2,17 @@
 //! reply bytes) cases, run against every threading pattern of kvserve:
 //! case by case, as a single pipelined write, and one byte per write.
 //!
-//! Every expected byte string is what memcached 1.6.18 sends; run with
-//! `KVSERVE_TEST_MEMCACHED=1` to check the table against the real
-//! memcached (on PATH, or `KVSERVE_MEMCACHED_BIN`). Cases where kvserve
-//! deliberately differs from memcached are marked `kv_only` and skipped
-//! in that mode.
+//! Every expected byte string is what memcached 1.6.18 sends: each
+//! scenario's `memcached` test runs the table against the real memcached
+//! (on PATH, or `KVSERVE_MEMCACHED_BIN`). Cases where kvserve deliberately
+//! differs from memcached are marked `kv_only` and skipped there.
 //!
 //! Templates: in an expected reply `{#name}` matches a decimal number and
 //! captures it (`{#}` matches without capturing), `{*}` matches the rest
 //! of a line; in a request `{$name}` is replaced by a captured number.
 //! That is how cas uniques are read from `gets` and fed back to `cas`.
 
+#[macro_use]
 mod common;
 mod meta_cases;
 
@@ -897,8 +897,10 @@ const META: Suite = Suite {
     writes: 7,
 };
 
-fn selected_cases(suite: &Suite, mode: Mode) -> Vec<(usize, Case)> {
-    let mc = memcached_mode();
+/// The cases of `suite` that the server named `pattern` (a pattern, or
+/// [`MEMCACHED`]) is held to in `mode`.
+fn selected_cases(suite: &Suite, mode: Mode, pattern: &str) -> Vec<(usize, Case)> {
+    let mc = pattern == MEMCACHED;
     let pipelined = !matches!(mode, Mode::CaseByCase);
     (suite.table)()
         .cases
@@ -945,18 +947,10 @@ fn table_server(pattern: &str) -> KvServer {
     )
 }
 
-fn run_table(pattern: &str, mode: Mode) {
-    run_suite(&CLASSIC, pattern, mode);
-}
-
 fn run_suite(suite: &Suite, pattern: &str, mode: Mode) {
     let server = table_server(pattern);
-    let label = if memcached_mode() {
-        format!("memcached, {mode:?}")
-    } else {
-        format!("{pattern}, {mode:?}")
-    };
-    let cases = selected_cases(suite, mode);
+    let label = format!("{pattern}, {mode:?}");
+    let cases = selected_cases(suite, mode, pattern);
     assert!(
         cases.len() > suite.min_cases,
         "the {} table lost cases",
@@ -1000,125 +994,12 @@ fn run_suite(suite: &Suite, pattern: &str, mode: Mode) {
     s.finish();
 }
 
-#[test]
-fn table_basic() {
-    run_table("basic", Mode::CaseByCase);
-}
-
-#[test]
-fn table_multi_reader() {
-    run_table("multi-reader", Mode::CaseByCase);
-}
-
-#[test]
-fn table_worker_pool() {
-    run_table("worker-pool", Mode::CaseByCase);
-}
-
-#[test]
-fn table_work_stealing() {
-    run_table("work-stealing", Mode::CaseByCase);
-}
-
-#[test]
-fn table_pipelined_basic() {
-    run_table("basic", Mode::Pipelined);
-}
-
-#[test]
-fn table_pipelined_multi_reader() {
-    run_table("multi-reader", Mode::Pipelined);
-}
-
-#[test]
-fn table_pipelined_worker_pool() {
-    run_table("worker-pool", Mode::Pipelined);
-}
-
-#[test]
-fn table_pipelined_work_stealing() {
-    run_table("work-stealing", Mode::Pipelined);
-}
-
-#[test]
-fn table_byte_by_byte_basic() {
-    run_table("basic", Mode::ByteByByte);
-}
-
-#[test]
-fn table_byte_by_byte_multi_reader() {
-    run_table("multi-reader", Mode::ByteByByte);
-}
-
-#[test]
-fn table_byte_by_byte_worker_pool() {
-    run_table("worker-pool", Mode::ByteByByte);
-}
-
-#[test]
-fn table_byte_by_byte_work_stealing() {
-    run_table("work-stealing", Mode::ByteByByte);
-}
-
-#[test]
-fn meta_table_basic() {
-    run_suite(&META, "basic", Mode::CaseByCase);
-}
-
-#[test]
-fn meta_table_multi_reader() {
-    run_suite(&META, "multi-reader", Mode::CaseByCase);
-}
-
-#[test]
-fn meta_table_worker_pool() {
-    run_suite(&META, "worker-pool", Mode::CaseByCase);
-}
-
-#[test]
-fn meta_table_pipelined_basic() {
-    run_suite(&META, "basic", Mode::Pipelined);
-}
-
-#[test]
-fn meta_table_pipelined_multi_reader() {
-    run_suite(&META, "multi-reader", Mode::Pipelined);
-}
-
-#[test]
-fn meta_table_pipelined_worker_pool() {
-    run_suite(&META, "worker-pool", Mode::Pipelined);
-}
-
-#[test]
-fn meta_table_byte_by_byte_basic() {
-    run_suite(&META, "basic", Mode::ByteByByte);
-}
-
-#[test]
-fn meta_table_byte_by_byte_multi_reader() {
-    run_suite(&META, "multi-reader", Mode::ByteByByte);
-}
-
-#[test]
-fn meta_table_byte_by_byte_worker_pool() {
-    run_suite(&META, "worker-pool", Mode::ByteByByte);
-}
-
-#[test]
-fn meta_table_work_stealing() {
-    run_suite(&META, "work-stealing", Mode::CaseByCase);
-}
-
-#[test]
-fn meta_table_pipelined_work_stealing() {
-    run_suite(&META, "work-stealing", Mode::Pipelined);
-}
-
-#[test]
-fn meta_table_byte_by_byte_work_stealing() {
-    run_suite(&META, "work-stealing", Mode::ByteByByte);
-}
+per_pattern!(table, |p| run_suite(&CLASSIC, p, Mode::CaseByCase), and memcached);
+per_pattern!(table_pipelined, |p| run_suite(&CLASSIC, p, Mode::Pipelined), and memcached);
+per_pattern!(table_byte_by_byte, |p| run_suite(&CLASSIC, p, Mode::ByteByByte), and memcached);
+per_pattern!(meta_table, |p| run_suite(&META, p, Mode::CaseByCase), and memcached);
+per_pattern!(meta_table_pipelined, |p| run_suite(&META, p, Mode::Pipelined), and memcached);
+per_pattern!(meta_table_byte_by_byte, |p| run_suite(&META, p, Mode::ByteByByte), and memcached);
 
 // ---------------------------------------------------------------------
 // 1,000 pipelined set/get pairs in one write
@@ -1160,25 +1041,7 @@ fn run_pipelined_1000(pattern: &str) {
     );
 }
 
-#[test]
-fn pipelined_1000_basic() {
-    run_pipelined_1000("basic");
-}
-
-#[test]
-fn pipelined_1000_multi_reader() {
-    run_pipelined_1000("multi-reader");
-}
-
-#[test]
-fn pipelined_1000_worker_pool() {
-    run_pipelined_1000("worker-pool");
-}
-
-#[test]
-fn pipelined_1000_work_stealing() {
-    run_pipelined_1000("work-stealing");
-}
+per_pattern!(pipelined_1000, super::run_pipelined_1000, and memcached);
 
 // ---------------------------------------------------------------------
 // Default item size limit (1 MiB): 512 KiB round trips, 2 MiB is refused
@@ -1226,25 +1089,7 @@ fn run_default_item_limit(pattern: &str) {
     );
 }
 
-#[test]
-fn default_item_limit_basic() {
-    run_default_item_limit("basic");
-}
-
-#[test]
-fn default_item_limit_multi_reader() {
-    run_default_item_limit("multi-reader");
-}
-
-#[test]
-fn default_item_limit_worker_pool() {
-    run_default_item_limit("worker-pool");
-}
-
-#[test]
-fn default_item_limit_work_stealing() {
-    run_default_item_limit("work-stealing");
-}
+per_pattern!(default_item_limit, super::run_default_item_limit, and memcached);
 
 // ---------------------------------------------------------------------
 // Self-checks of the template machinery (no server).
@@ -1284,7 +1129,7 @@ fn template_matching_works() {
         match_template(&segs, b"ERROR\r\n", &mut caps),
         Match::Bad(0)
     ));
-    let cases = selected_cases(&CLASSIC, Mode::Pipelined);
+    let cases = selected_cases(&CLASSIC, Mode::Pipelined, "basic");
     let segs = segments(&cases);
     assert_eq!(segs.iter().map(|s| s.len()).sum::<usize>(), cases.len());
 }

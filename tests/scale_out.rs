@@ -11,8 +11,8 @@
 //! Each test checks, through each instance's own `stats` and a direct
 //! multi-get, that every instance holds a share and that every key is on
 //! exactly one. `.ci/run` installs nutcracker, libmemcached-tools and
-//! pymemcache. With `KVSERVE_TEST_MEMCACHED=1` the same tests run against
-//! three real memcached instances, as a reference.
+//! pymemcache. Each test runs once more against as many real memcached
+//! instances, as a reference (its `_memcached_instances` twin).
 //!
 //! Everything listens on 127.0.0.1 on free ports; every wait is bounded; the
 //! only processes signalled are the ones these tests spawned, by PID.
@@ -30,9 +30,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    checked_value, memcached_mode, parse_get_reply, read_expected, reply_len, request, show,
+    checked_value, parse_get_reply, pattern_names, read_expected, reply_len, request, show,
     stat_u64, stats, value_reply, verify_value, write_in_background, Item, KvServer, IO_TIMEOUT,
-    PATTERNS,
+    MEMCACHED,
 };
 
 /// Keys written through the proxy or the hashing client.
@@ -55,11 +55,21 @@ fn run(program: &str, args: &[&str]) -> Output {
         })
 }
 
-/// One instance per pattern (or as many memcached instances in memcached mode).
-fn start_instances() -> Vec<KvServer> {
-    PATTERNS
+/// One kvserve instance per pattern.
+fn kvserve_instances() -> Vec<KvServer> {
+    start_instances(&pattern_names())
+}
+
+/// As many memcached instances as [`kvserve_instances`] starts.
+fn memcached_instances() -> Vec<KvServer> {
+    start_instances(&pattern_names().map(|_| MEMCACHED))
+}
+
+/// One instance per name: a pattern, or [`MEMCACHED`].
+fn start_instances(names: &[&str]) -> Vec<KvServer> {
+    names
         .iter()
-        .map(|pattern| KvServer::start_suite(pattern, &["-t", "2"], &["-t", "2"]))
+        .map(|name| KvServer::start_suite(name, &["-t", "2"], &["-t", "2"]))
         .collect()
 }
 
@@ -67,7 +77,7 @@ fn start_instances() -> Vec<KvServer> {
 fn stop_instances(instances: Vec<KvServer>) {
     for mut instance in instances {
         let status = instance.stop();
-        if !memcached_mode() {
+        if instance.name() != MEMCACHED {
             assert!(
                 status.success(),
                 "{}: unclean exit {status:?}",
@@ -443,11 +453,11 @@ fn check_shares(
         let mut stream = instance.connect();
         let stats = stats(&mut stream, "");
         let curr_items = stat_u64(&stats, "curr_items");
-        if !memcached_mode() {
+        if instance.name() != MEMCACHED {
             let pattern = stats.iter().find(|(k, _)| k == "pattern").map(|(_, v)| v);
             assert_eq!(
                 pattern.map(String::as_str),
-                Some(PATTERNS[n]),
+                Some(instance.name()),
                 "stat pattern"
             );
         }
@@ -526,7 +536,15 @@ fn server_counter(pool: &serde_json::Map<String, serde_json::Value>, name: &str)
 
 #[test]
 fn nutcracker_spreads_keys_over_instances_of_every_pattern() {
-    let instances = start_instances();
+    nutcracker_spreads_keys(kvserve_instances());
+}
+
+#[test]
+fn nutcracker_spreads_keys_over_memcached_instances() {
+    nutcracker_spreads_keys(memcached_instances());
+}
+
+fn nutcracker_spreads_keys(instances: Vec<KvServer>) {
     let servers: Vec<SocketAddr> = instances.iter().map(KvServer::addr).collect();
     let proxy = Nutcracker::start(&servers);
     let addr = proxy.addr;
@@ -633,7 +651,7 @@ fn nutcracker_spreads_keys_over_instances_of_every_pattern() {
         req.extend_from_slice(request);
         want.extend(replies.iter().map(|r| r.to_vec()));
     };
-    // A multi-get over all three instances.
+    // A multi-get over keys of three of the instances.
     let three = get_reply(&[id(&k2), id(&k0), id(&k1)]);
     add(
         &get_line("get", &[k2.clone(), k0.clone(), k1.clone()]),
@@ -731,7 +749,15 @@ fn nutcracker_spreads_keys_over_instances_of_every_pattern() {
 
 #[test]
 fn pymemcache_hashclient_spreads_keys_over_instances_of_every_pattern() {
-    let instances = start_instances();
+    hashclient_spreads_keys(kvserve_instances());
+}
+
+#[test]
+fn pymemcache_hashclient_spreads_keys_over_memcached_instances() {
+    hashclient_spreads_keys(memcached_instances());
+}
+
+fn hashclient_spreads_keys(instances: Vec<KvServer>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/hashclient_check.py");
     let ports: Vec<String> = instances
         .iter()
@@ -783,8 +809,16 @@ fn pymemcache_hashclient_spreads_keys_over_instances_of_every_pattern() {
 
 #[test]
 fn libmemcached_tools_spread_keys_over_instances_of_every_pattern() {
+    libmemcached_tools_spread_keys(kvserve_instances());
+}
+
+#[test]
+fn libmemcached_tools_spread_keys_over_memcached_instances() {
+    libmemcached_tools_spread_keys(memcached_instances());
+}
+
+fn libmemcached_tools_spread_keys(instances: Vec<KvServer>) {
     const FILES: usize = 60;
-    let instances = start_instances();
     let servers = instances
         .iter()
         .map(|i| i.addr().to_string())

@@ -3,11 +3,12 @@
 //! that never reads, the connection limit, shutdown on signals, `stats`
 //! and `stats threads`.
 //!
-//! With `KVSERVE_TEST_MEMCACHED=1` the tests whose behaviour memcached
-//! shares run against the real memcached (to check the expectations);
-//! the kvserve-only ones (connection limit, signals, `stats threads`,
-//! `STAT pattern`) are skipped then.
+//! The scenarios whose behaviour memcached shares run against the real
+//! memcached too (their `memcached` test), to check the expectations; the
+//! kvserve-only ones (connection limit, signals, `stats threads`, the
+//! output bound) run against kvserve's patterns only.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -17,53 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Runs `f` for `pattern`. Against memcached, kvserve-only tests are
-/// skipped and the others run once (in their `basic` instance).
-fn run(pattern: &str, f: fn(&str), kvserve_only: bool) {
-    if memcached_mode() {
-        if kvserve_only {
-            eprintln!("kvserve-only test, skipped against memcached");
-            return;
-        }
-        if pattern != PATTERNS[0] {
-            return;
-        }
-    }
-    f(pattern);
-}
-
-/// One `#[test]` per pattern, in a module named after the behaviour:
-/// e.g. `connection_limit::basic`, `connection_limit::multi_reader`,
-/// `connection_limit::worker_pool`.
-macro_rules! per_pattern {
-    ($module:ident, $f:path) => {
-        per_pattern!($module, $f, false);
-    };
-    ($module:ident, $f:path, kvserve_only) => {
-        per_pattern!($module, $f, true);
-    };
-    ($module:ident, $f:path, $kv_only:expr) => {
-        mod $module {
-            #[test]
-            fn basic() {
-                super::run("basic", $f, $kv_only);
-            }
-            #[test]
-            fn multi_reader() {
-                super::run("multi-reader", $f, $kv_only);
-            }
-            #[test]
-            fn worker_pool() {
-                super::run("worker-pool", $f, $kv_only);
-            }
-            #[test]
-            fn work_stealing() {
-                super::run("work-stealing", $f, $kv_only);
-            }
-        }
-    };
-}
 
 /// `--threads N` for patterns with a thread pool; basic has one loop.
 fn thread_args(pattern: &str) -> Vec<&'static str> {
@@ -111,7 +65,7 @@ fn ordering(pattern: &str) {
     }
 }
 
-per_pattern!(ordering_of_pipelined_requests, super::ordering);
+per_pattern!(ordering_of_pipelined_requests, super::ordering, and memcached);
 
 // ---------------------------------------------------------------------
 // Requests that arrive in one read with a `quit` (or with input that
@@ -154,8 +108,7 @@ fn answers_everything_before_a_close(pattern: &str) {
 
 per_pattern!(
     requests_before_a_close_are_answered,
-    super::answers_everything_before_a_close,
-    kvserve_only
+    super::answers_everything_before_a_close
 );
 
 // ---------------------------------------------------------------------
@@ -205,7 +158,7 @@ fn concurrent_incr(pattern: &str) {
     );
 }
 
-per_pattern!(concurrent_incr_is_atomic, super::concurrent_incr);
+per_pattern!(concurrent_incr_is_atomic, super::concurrent_incr, and memcached);
 
 // ---------------------------------------------------------------------
 // 1,000 concurrent connections, each with its own key.
@@ -290,7 +243,7 @@ fn thousand_connections(pattern: &str) {
     );
 }
 
-per_pattern!(thousand_concurrent_connections, super::thousand_connections);
+per_pattern!(thousand_concurrent_connections, super::thousand_connections, and memcached);
 
 // ---------------------------------------------------------------------
 // A client that pipelines gets of a 100 KiB value and never reads.
@@ -361,7 +314,7 @@ fn non_reading_client(pattern: &str) {
     assert_eq!(server.try_exit_status(), None, "[{pattern}] server exited");
 }
 
-per_pattern!(non_reading_client_is_bounded, super::non_reading_client);
+per_pattern!(non_reading_client_is_bounded, super::non_reading_client, and memcached);
 
 // ---------------------------------------------------------------------
 // --max-conns
@@ -413,7 +366,7 @@ fn connection_limit(pattern: &str) {
     );
 }
 
-per_pattern!(connection_limit, super::connection_limit, kvserve_only);
+per_pattern!(connection_limit, super::connection_limit);
 
 // ---------------------------------------------------------------------
 // Output bound: requests left buffered when the bound stops parsing are
@@ -436,8 +389,7 @@ fn buffered_requests_after_output_bound(pattern: &str) {
 
 per_pattern!(
     output_bound_resumes_buffered_requests,
-    super::buffered_requests_after_output_bound,
-    kvserve_only
+    super::buffered_requests_after_output_bound
 );
 
 // ---------------------------------------------------------------------
@@ -491,11 +443,7 @@ fn sigterm_mid_pipeline(pattern: &str) {
     );
 }
 
-per_pattern!(
-    sigterm_mid_pipeline,
-    super::sigterm_mid_pipeline,
-    kvserve_only
-);
+per_pattern!(sigterm_mid_pipeline, super::sigterm_mid_pipeline);
 
 fn sigint_exits(pattern: &str) {
     let mut server = KvServer::start(pattern, &thread_args(pattern));
@@ -514,7 +462,7 @@ fn sigint_exits(pattern: &str) {
     );
 }
 
-per_pattern!(sigint_exits_cleanly, super::sigint_exits, kvserve_only);
+per_pattern!(sigint_exits_cleanly, super::sigint_exits);
 
 /// A server whose stderr pipe has been closed (the process that started it
 /// is gone) still stops on SIGTERM, and cleanly: a log line that cannot be
@@ -550,8 +498,7 @@ fn sigterm_with_stderr_closed(pattern: &str) {
 
 per_pattern!(
     sigterm_with_stderr_closed,
-    super::sigterm_with_stderr_closed,
-    kvserve_only
+    super::sigterm_with_stderr_closed
 );
 
 // ---------------------------------------------------------------------
@@ -727,7 +674,7 @@ fn general_stats(pattern: &str) {
     );
     let version = &st.iter().find(|(k, _)| k == "version").unwrap().1;
     assert!(!version.is_empty(), "[{pattern}] empty version");
-    if !memcached_mode() {
+    if pattern != MEMCACHED {
         let p = &st
             .iter()
             .find(|(k, _)| k == "pattern")
@@ -755,7 +702,7 @@ fn general_stats(pattern: &str) {
     );
 }
 
-per_pattern!(stats_general_fields, super::general_stats);
+per_pattern!(stats_general_fields, super::general_stats, and memcached);
 
 // conn_yields: a connection whose pipeline outlasts -R makes way for the
 // others (event loops; worker-pool and work-stealing batch at most -R
@@ -788,7 +735,7 @@ fn conn_yields(pattern: &str) {
     );
 }
 
-per_pattern!(conn_yields_counted_and_reset, super::conn_yields);
+per_pattern!(conn_yields_counted_and_reset, super::conn_yields, and memcached);
 
 fn thread_stats(pattern: &str) {
     let server = KvServer::start(pattern, &thread_args(pattern));
@@ -896,4 +843,4 @@ fn thread_stats(pattern: &str) {
     );
 }
 
-per_pattern!(stats_threads_shape, super::thread_stats, kvserve_only);
+per_pattern!(stats_threads_shape, super::thread_stats);

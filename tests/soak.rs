@@ -19,6 +19,7 @@
 //! climbing at the end, leaked connections or descriptors, or an unclean
 //! exit on SIGTERM.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -705,13 +706,7 @@ fn soak(pattern: &str) {
 
     // Figures.
     let n = rss_series.len();
-    let max_in = |from: usize, to: usize| {
-        rss_series[from..to]
-            .iter()
-            .map(|&(_, r)| r)
-            .max()
-            .unwrap_or(0)
-    };
+    let max_in = |from: usize, to: usize| max_rss(&rss_series[from..to]);
     let (second_quarter, last_quarter) = (max_in(n / 4, n / 2), max_in(n * 3 / 4, n));
     let every: Vec<String> = rss_series
         .iter()
@@ -795,28 +790,8 @@ fn soak(pattern: &str) {
     );
 }
 
-mod soak {
-    #[test]
+per_pattern!(
     #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn basic() {
-        super::soak("basic");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn multi_reader() {
-        super::soak("multi-reader");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn worker_pool() {
-        super::soak("worker-pool");
-    }
-
-    #[test]
-    #[ignore = "long: run with --ignored (KVSERVE_SOAK_SECS, default 120 s per pattern)"]
-    fn work_stealing() {
-        super::soak("work-stealing");
-    }
-}
+    soak,
+    super::soak
+);

@@ -6,8 +6,9 @@
 //!
 //! No assertion here depends on timing beyond "a sleep or spin takes at
 //! least what it asked for": the machine running the tests is shared.
-//! kvserve-only: skipped with `KVSERVE_TEST_MEMCACHED=1`.
+//! kvserve-only: memcached has no service-time model.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -37,7 +38,6 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     // The process is gone, so its stderr pipe is closed: this read ends.
     let mut stderr = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-    let stderr = strip_ansi(&stderr);
     let status = status.unwrap_or_else(|| {
         panic!("kvserve {args:?} still running after {EXIT_TIMEOUT:?}: {stderr}")
     });
@@ -46,9 +46,6 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn malformed_work_is_refused_before_listening() {
-    if memcached_mode() {
-        return;
-    }
     for value in ["walk:fixed:5us", "block:exp", "spin:fixed:5"] {
         let (code, stderr) = run_to_exit(&["--work", value]);
         assert_eq!(code, Some(2), "--work {value}: stderr {stderr}");
@@ -66,9 +63,6 @@ fn malformed_work_is_refused_before_listening() {
 
 #[test]
 fn work_conflicts_with_work_us() {
-    if memcached_mode() {
-        return;
-    }
     let (code, stderr) = run_to_exit(&["--work-us", "5", "--work", "spin:fixed:5us"]);
     assert_eq!(code, Some(2), "stderr {stderr}");
     assert!(
@@ -181,72 +175,23 @@ fn counts_fixed_work(pattern: &str, args: &[&str], canonical: &str, per_request_
     assert_eq!(w.model, canonical, "{label} after reset");
 }
 
-/// One `#[test]` per pattern, in a module named after the behaviour.
-macro_rules! per_pattern {
-    ($module:ident, $f:ident) => {
-        mod $module {
-            #[test]
-            fn basic() {
-                super::$f("basic");
-            }
-            #[test]
-            fn multi_reader() {
-                super::$f("multi-reader");
-            }
-            #[test]
-            fn worker_pool() {
-                super::$f("worker-pool");
-            }
-            #[test]
-            fn work_stealing() {
-                super::$f("work-stealing");
-            }
-        }
-    };
-}
-
-fn block_fixed(pattern: &str) {
-    if memcached_mode() {
-        return;
-    }
+per_pattern!(block_fixed_work_is_counted_exactly, |p| {
     counts_fixed_work(
-        pattern,
+        p,
         &["--work", "block:fixed:1ms"],
         "block:fixed:1000us",
         1000,
-    );
-}
-
-per_pattern!(block_fixed_work_is_counted_exactly, block_fixed);
-
-fn spin_fixed(pattern: &str) {
-    if memcached_mode() {
-        return;
-    }
-    counts_fixed_work(
-        pattern,
-        &["--work", "spin:fixed:200us"],
-        "spin:fixed:200us",
-        200,
-    );
-}
-
-per_pattern!(spin_fixed_work_is_counted_exactly, spin_fixed);
-
-fn work_us(pattern: &str) {
-    if memcached_mode() {
-        return;
-    }
-    counts_fixed_work(pattern, &["--work-us", "5"], "spin:fixed:5us", 5);
-}
-
-per_pattern!(work_us_is_spin_fixed, work_us);
+    )
+});
+per_pattern!(spin_fixed_work_is_counted_exactly, |p| {
+    counts_fixed_work(p, &["--work", "spin:fixed:200us"], "spin:fixed:200us", 200)
+});
+per_pattern!(work_us_is_spin_fixed, |p| {
+    counts_fixed_work(p, &["--work-us", "5"], "spin:fixed:5us", 5)
+});
 
 /// Without `--work`, no request performs any: `none` and zeros throughout.
 fn no_work(pattern: &str) {
-    if memcached_mode() {
-        return;
-    }
     let server = KvServer::start(pattern, &thread_args(pattern));
     let mut c = server.connect();
     thirty_requests(&mut c, pattern);
@@ -260,14 +205,11 @@ fn no_work(pattern: &str) {
     assert_eq!(work_setting(&mut c), "none", "[{pattern}]");
 }
 
-per_pattern!(no_work_counts_nothing, no_work);
+per_pattern!(no_work_counts_nothing, super::no_work);
 
 /// A drawn model: the count stays exact and every draw is at least
 /// waited out; what was drawn is not predictable, only positive.
 fn drawn(pattern: &str) {
-    if memcached_mode() {
-        return;
-    }
     let mut args = thread_args(pattern).to_vec();
     args.extend_from_slice(&["--work", "block:bimodal:20us:0.5ms:0.5"]);
     let server = KvServer::start(pattern, &args);
@@ -284,4 +226,4 @@ fn drawn(pattern: &str) {
     assert!(w.spent_us >= w.asked_us, "[{pattern}] {w:?}");
 }
 
-per_pattern!(drawn_work_is_counted, drawn);
+per_pattern!(drawn_work_is_counted, super::drawn);

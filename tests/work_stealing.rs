@@ -6,8 +6,7 @@
 //! queued.
 //!
 //! Assertions are on counts and bytes, never on timings: the machine
-//! running the tests is shared. kvserve-only: skipped with
-//! `KVSERVE_TEST_MEMCACHED=1`.
+//! running the tests is shared. kvserve-only: memcached does not steal.
 
 mod common;
 
@@ -23,11 +22,7 @@ const PIPELINE: usize = 10;
 /// A work-stealing server with two readers where every request sleeps 5
 /// ms, and four connections: the acceptor deals them round-robin, so 0
 /// and 2 are reader 0's, 1 and 3 reader 1's. Keys `k0`.. are set.
-fn two_readers() -> Option<(KvServer, Vec<TcpStream>)> {
-    if memcached_mode() {
-        eprintln!("kvserve-only test, skipped against memcached");
-        return None;
-    }
+fn two_readers() -> (KvServer, Vec<TcpStream>) {
     let server = KvServer::start("work-stealing", &["-t", "2", "--work", "block:fixed:5ms"]);
     let mut conns: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     // One request each, in order, so each is dealt before the next opens.
@@ -38,7 +33,7 @@ fn two_readers() -> Option<(KvServer, Vec<TcpStream>)> {
         let req = set_req(&format!("k{k}"), 0, format!("v{k}").as_bytes());
         assert_eq!(request(&mut conns[1], &req), b"STORED\r\n");
     }
-    Some((server, conns))
+    (server, conns)
 }
 
 /// `get k0` .. `get k9` in one write, and the replies they must get.
@@ -67,9 +62,7 @@ fn steals(conn: &mut TcpStream) -> Vec<(u64, u64)> {
 
 #[test]
 fn an_idle_reader_steals_from_a_busy_one_and_replies_keep_their_order() {
-    let Some((mut server, mut conns)) = two_readers() else {
-        return;
-    };
+    let (mut server, mut conns) = two_readers();
     let (req, replies) = pipeline();
     conns[0].write_all(&req).unwrap();
     conns[2].write_all(&req).unwrap();
@@ -106,10 +99,6 @@ fn an_idle_reader_steals_from_a_busy_one_and_replies_keep_their_order() {
 /// reader 0 is free is served by reader 0.)
 #[test]
 fn a_request_that_arrives_while_its_reader_is_stuck_is_served_by_another() {
-    if memcached_mode() {
-        eprintln!("kvserve-only test, skipped against memcached");
-        return;
-    }
     let mut server = KvServer::start("work-stealing", &["-t", "2", "--work", "block:fixed:150ms"]);
     let mut conns: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
     for c in &mut conns {
@@ -136,9 +125,7 @@ fn a_request_that_arrives_while_its_reader_is_stuck_is_served_by_another() {
 
 #[test]
 fn a_connection_that_closes_while_its_batch_is_stolen_is_forgotten() {
-    let Some((mut server, mut conns)) = two_readers() else {
-        return;
-    };
+    let (mut server, mut conns) = two_readers();
     let (req, replies) = pipeline();
     conns[0].write_all(&req).unwrap();
     conns[2].write_all(&req).unwrap();
@@ -159,9 +146,7 @@ fn a_connection_that_closes_while_its_batch_is_stolen_is_forgotten() {
 
 #[test]
 fn shutdown_answers_batches_still_queued_or_stolen() {
-    let Some((mut server, mut conns)) = two_readers() else {
-        return;
-    };
+    let (mut server, mut conns) = two_readers();
     let (req, replies) = pipeline();
     conns[0].write_all(&req).unwrap();
     conns[2].write_all(&req).unwrap();

@@ -21,6 +21,16 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    /// Every pattern, in the order the docs draw them: the one list that
+    /// kvbench starts and the tests run each scenario against.
+    pub const ALL: [Pattern; 4] = [
+        Pattern::Basic,
+        Pattern::MultiReader,
+        Pattern::WorkerPool,
+        Pattern::WorkStealing,
+    ];
+
+    /// The pattern as `--pattern` spells it, and as `stats` reports it.
     pub fn name(self) -> &'static str {
         match self {
             Pattern::Basic => "basic",
@@ -204,6 +214,15 @@ mod tests {
             ("Cannot set item size limit higher than a gigabyte.", 64)
         );
         assert_eq!(refusal(&["-t", "0", "-I", "1025m"]).unwrap().exit_code, 1);
+    }
+
+    #[test]
+    fn all_lists_every_pattern_once_as_the_flag_spells_it() {
+        assert_eq!(Pattern::ALL, Pattern::value_variants());
+        for pattern in Pattern::ALL {
+            let flag = pattern.to_possible_value().expect("no pattern is hidden");
+            assert_eq!(flag.get_name(), pattern.name());
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //!   threads it keeps (multi-reader, work-stealing).
 //! - [`listener`], [`notifier`], [`shutdown`]: binding and accepting,
 //!   cross-thread wake-ups, and graceful stop; [`config`]: the command line.
+//! - [`process`]: the open-file limit, and the `listening on` line that
+//!   kvbench and the tests read the port from.
 //!
 //! [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
 //! side by side, each holding only what it alone has.
@@ -35,6 +37,7 @@ pub mod listener;
 pub mod notifier;
 pub mod patterns;
 pub mod polling;
+pub mod process;
 pub mod shutdown;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -54,7 +57,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(config: &Config) -> anyhow::Result<()> {
-    raise_fd_limit();
+    if let Err(e) = process::raise_fd_limit() {
+        tracing::warn!("cannot raise the open-file limit: {e}");
+    }
     let listener = listener::bind(listen_addr(&config.listen, config.port)?)?;
     let addr = listener.local_addr()?;
     let threads = config.threads();
@@ -80,10 +85,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
     start_sweeper(&engine, &shutdown)?;
-    tracing::info!(
-        "kvserve listening on {addr} pattern={} threads={threads}",
-        config.pattern.name()
-    );
+    process::announce(addr, config.pattern, threads);
     let start = patterns::Start {
         listener,
         threads,
@@ -129,20 +131,4 @@ fn start_sweeper(engine: &Arc<Engine>, shutdown: &Arc<Shutdown>) -> anyhow::Resu
             }
         })?;
     Ok(())
-}
-
-/// Raises the open-file limit to its hard limit, so thousands of
-/// connections fit (as memcached does for `-c`).
-fn raise_fd_limit() {
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("cannot raise the open-file limit");
-            }
-        }
-    }
 }

@@ -1,26 +1,34 @@
 //! Shared harness for kvserve's black-box integration tests.
 //!
-//! Starts the `kvserve` binary (or, for the protocol suite with
-//! `KVSERVE_TEST_MEMCACHED=1`, the real `memcached`) on a free port of
-//! 127.0.0.1, waits for it to be ready, and offers small blocking-socket
-//! helpers. Every wait here is bounded in time; the only processes ever
+//! Starts the `kvserve` binary in any of its patterns, or the real
+//! `memcached`, on a free port of 127.0.0.1, waits for it to be ready, and
+//! offers small blocking-socket helpers. [`per_pattern!`] runs a scenario
+//! once per pattern (and, for the scenarios memcached shares, once against
+//! memcached). Every wait here is bounded in time; the only processes ever
 //! signalled are the ones this harness spawned, by PID.
 
 // Each integration-test crate compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The three threading patterns, as spelled on the command line.
-pub const PATTERNS: [&str; 4] = ["basic", "multi-reader", "worker-pool", "work-stealing"];
+use kvserve::server::config::Pattern;
+use kvserve::server::process::{raise_fd_limit, StderrTail};
+
+/// The name a scenario of [`per_pattern!`] gets in its memcached test, in
+/// place of a pattern's: [`KvServer::start_suite`] then starts memcached.
+pub const MEMCACHED: &str = "memcached";
+
+/// Every pattern's name, as `--pattern` spells it, from the library's list.
+pub fn pattern_names() -> [&'static str; Pattern::ALL.len()] {
+    Pattern::ALL.map(Pattern::name)
+}
 
 /// Read/write timeout of client sockets and bound of single replies.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,10 +45,23 @@ pub fn kvserve_bin() -> std::ffi::OsString {
     std::env::var_os("KVSERVE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_kvserve").into())
 }
 
-/// True when `KVSERVE_TEST_MEMCACHED=1`: suites that support it run
-/// against the real memcached instead of kvserve.
-pub fn memcached_mode() -> bool {
-    std::env::var("KVSERVE_TEST_MEMCACHED").is_ok_and(|v| v == "1")
+/// `kvbench ARGS` with stdin closed and stdout and stderr piped, under
+/// `RUST_BACKTRACE=1`, as many Rust developers have it set: its errors
+/// must read clean even so.
+pub fn kvbench_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvbench"));
+    cmd.args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The memcached to compare with: `$KVSERVE_MEMCACHED_BIN`, else
+/// `memcached` from PATH (`bash .ci/run` installs it).
+pub fn memcached_bin() -> String {
+    std::env::var("KVSERVE_MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into())
 }
 
 /// The result of stopping a server.
@@ -53,11 +74,13 @@ pub struct Stopped {
     pub killed: bool,
 }
 
-/// A running server process (kvserve, or memcached in memcached mode).
+/// A running server process (kvserve, or the real memcached).
 pub struct KvServer {
     child: Child,
     addr: SocketAddr,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr: StderrTail,
+    /// The pattern, or [`MEMCACHED`].
+    name: String,
     label: String,
     exited: Option<ExitStatus>,
 }
@@ -72,7 +95,7 @@ impl KvServer {
     /// [`KvServer::start`] listening on `listen` (`-l`: an address or a
     /// host name).
     pub fn start_on(pattern: &str, listen: &str, extra_args: &[&str]) -> KvServer {
-        raise_fd_limit();
+        raise_fd_limit().expect("raise the open-file limit");
         let mut cmd = Command::new(kvserve_bin());
         cmd.args(["--pattern", pattern, "--port", "0", "-l", listen])
             .args(extra_args)
@@ -83,31 +106,15 @@ impl KvServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let label = format!("kvserve --pattern {pattern} {}", extra_args.join(" "));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {label}: {e}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let (tx, rx) = mpsc::channel();
-        spawn_stderr_drain(stderr, Arc::clone(&tail), Some(tx));
-
-        let mut server = KvServer {
-            child,
-            // Placeholder until the listening line arrives.
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr_tail: tail,
-            label,
-            exited: None,
-        };
-        match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(addr) => server.addr = addr,
-            Err(e) => {
+        let mut server = KvServer::spawn(cmd, pattern, label);
+        match server.stderr.listening(STARTUP_TIMEOUT) {
+            Some(addr) => server.addr = addr,
+            None => {
                 let status = server.kill_now();
                 panic!(
-                    "{}: no `listening on ADDR` line on stderr within {:?} ({e:?}); \
+                    "{}: no `listening on ADDR` line on stderr within {STARTUP_TIMEOUT:?}; \
                      exit status {status:?}; stderr:\n{}",
                     server.label,
-                    STARTUP_TIMEOUT,
                     server.stderr_text()
                 );
             }
@@ -115,11 +122,11 @@ impl KvServer {
         server
     }
 
-    /// Spawns the real memcached (`$KVSERVE_MEMCACHED_BIN` or `memcached`)
-    /// on a free port of 127.0.0.1 and waits until it accepts connections.
+    /// Spawns the real memcached ([`memcached_bin`]) on a free port of
+    /// 127.0.0.1 and waits until it accepts connections.
     pub fn start_memcached(extra_args: &[&str]) -> KvServer {
-        raise_fd_limit();
-        let bin = std::env::var("KVSERVE_MEMCACHED_BIN").unwrap_or_else(|_| "memcached".into());
+        raise_fd_limit().expect("raise the open-file limit");
+        let bin = memcached_bin();
         // The port is picked by binding port 0 and releasing it, so another
         // process could take it in between: retry a few times.
         for attempt in 1..=3 {
@@ -136,25 +143,10 @@ impl KvServer {
                 cmd.args(["-u", "root"]);
             }
             let label = format!("{bin} -p {port} {}", extra_args.join(" "));
-            let mut child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {label}: {e}"));
-            let stderr = child.stderr.take().expect("stderr is piped");
-            let tail = Arc::new(Mutex::new(VecDeque::new()));
-            spawn_stderr_drain(stderr, Arc::clone(&tail), None);
-            let mut server = KvServer {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                stderr_tail: tail,
-                label,
-                exited: None,
-            };
+            let mut server = KvServer::spawn(cmd, MEMCACHED, label);
+            server.addr = SocketAddr::from(([127, 0, 0, 1], port));
             let deadline = Instant::now() + STARTUP_TIMEOUT;
-            while Instant::now() < deadline {
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    server.exited = Some(status);
-                    break;
-                }
+            while Instant::now() < deadline && server.try_exit_status().is_none() {
                 if TcpStream::connect_timeout(&server.addr, Duration::from_millis(200)).is_ok() {
                     return server;
                 }
@@ -172,24 +164,50 @@ impl KvServer {
         unreachable!()
     }
 
-    /// For suites that can run against memcached: kvserve with
-    /// `kv_args`, or memcached with `mc_args` in memcached mode.
+    /// For scenarios that also run against memcached ([`per_pattern!`]'s
+    /// `and memcached`): kvserve in `pattern` with `kv_args`, or, when
+    /// `pattern` is [`MEMCACHED`], memcached with `mc_args`.
     pub fn start_suite(pattern: &str, kv_args: &[&str], mc_args: &[&str]) -> KvServer {
-        if memcached_mode() {
+        if pattern == MEMCACHED {
             KvServer::start_memcached(mc_args)
         } else {
             KvServer::start(pattern, kv_args)
         }
     }
 
+    /// Spawns `cmd` with its stderr read by a [`StderrTail`]; the address
+    /// is filled in by the caller once the server is ready.
+    fn spawn(mut cmd: Command, name: &str, label: String) -> KvServer {
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot spawn {label}: {e} (`bash .ci/run` installs what the tests need)")
+        });
+        let pipe = child.stderr.take().expect("stderr is piped");
+        KvServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: StderrTail::spawn(pipe, STDERR_TAIL_LINES),
+            name: name.to_string(),
+            label,
+            exited: None,
+        }
+    }
+
+    /// The address it listens on (127.0.0.1).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// Its process ID, to read /proc and to signal it.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// The pattern this kvserve runs, or [`MEMCACHED`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command line, for failure messages.
     pub fn label(&self) -> &str {
         &self.label
     }
@@ -206,8 +224,7 @@ impl KvServer {
 
     /// The last lines the server wrote on stderr (for failure messages).
     pub fn stderr_text(&self) -> String {
-        let tail = self.stderr_tail.lock().unwrap();
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.stderr.text()
     }
 
     /// `None` while the process runs, its exit status once it has exited.
@@ -282,91 +299,10 @@ impl Drop for KvServer {
     }
 }
 
-/// Reads the child's stderr line by line until EOF so the pipe never
-/// fills; keeps the last lines; reports the first `listening on ADDR`.
-fn spawn_stderr_drain(
-    stderr: impl Read + Send + 'static,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    mut listening: Option<mpsc::Sender<SocketAddr>>,
-) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(stderr);
-        let mut raw = Vec::new();
-        loop {
-            raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let line = strip_ansi(&String::from_utf8_lossy(&raw))
-                .trim_end()
-                .to_string();
-            if let Some(addr) = parse_listening_line(&line) {
-                if let Some(tx) = listening.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-            let mut tail = tail.lock().unwrap();
-            if tail.len() == STDERR_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    });
-}
-
-/// Removes ANSI escape sequences (`ESC [ ... letter`), in case the log
-/// output is coloured.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `... listening on 127.0.0.1:PORT ...` → the address.
-pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let token = rest.split_whitespace().next()?;
-    token.parse().ok()
-}
-
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()
-}
-
-/// Raises this process's soft RLIMIT_NOFILE towards the hard limit (at
-/// most 65536); spawned servers inherit it. Best effort.
-pub fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            let want = lim.rlim_max.min(65536);
-            if lim.rlim_cur < want {
-                lim.rlim_cur = want;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-        }
-    }
 }
 
 /// Resident set size of a process in KiB, from /proc/PID/status.
@@ -604,7 +540,6 @@ pub fn write_in_background(
     })
 }
 
-/// Polls `cond` every 10 ms until it holds or `timeout` passes.
 /// Waits up to `limit` for `child` to exit; kills it (by its handle) if
 /// it is still running then. The exit status, or `None` if it was killed.
 pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -622,6 +557,8 @@ pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Polls `cond` every 10 ms until it holds (true) or `timeout` passes
+/// (false).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -687,15 +624,15 @@ pub fn read_expected(stream: &mut TcpStream, expected: &[u8], what: &str) {
 // Helpers of the reliability suite and the soak (tests/reliability.rs,
 // tests/soak.rs).
 
-/// Open file descriptors of a process, from /proc/PID/fd (0 if unreadable).
+/// Open file descriptors of a process, from /proc/PID/fd. Panics when
+/// that cannot be read: a count of 0 would pass every `<= baseline` check.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
+    let dir = format!("/proc/{pid}/fd");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot count open descriptors in {dir}: {e}"))
+        .count()
 }
 
-/// Closes `stream` with an RST instead of a FIN (SO_LINGER 0), as a client
-/// that crashes or times out mid-request does.
 /// Opens a connection per request in `sends`, writes each in the
 /// background, lets the server take in what it can (300 ms), then resets
 /// them all: clients that vanish mid-request.
@@ -714,6 +651,8 @@ pub fn send_then_reset(server: &KvServer, sends: Vec<Vec<u8>>) {
     }
 }
 
+/// Closes `stream` with an RST instead of a FIN (SO_LINGER 0), as a client
+/// that crashes or times out mid-request does.
 pub fn reset_close(stream: TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
@@ -763,11 +702,13 @@ impl Rng {
     }
 }
 
-/// The `p` quantile (0..=1) of some durations (`ZERO` for none).
+/// The `p` quantile (0..=1) of some durations. Panics on none: a zero
+/// would pass every latency bound without a single measurement.
 pub fn percentile(samples: &[Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
+    assert!(
+        !samples.is_empty(),
+        "no latency samples to take a quantile of"
+    );
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
@@ -943,8 +884,14 @@ impl RssSampler {
     }
 }
 
+/// The largest RSS sampled, in KiB. Panics on no sample: a zero would
+/// pass every memory bound without a single measurement.
 pub fn max_rss(samples: &[(Duration, u64)]) -> u64 {
-    samples.iter().map(|&(_, r)| r).max().unwrap_or(0)
+    samples
+        .iter()
+        .map(|&(_, r)| r)
+        .max()
+        .expect("no RSS sample was read")
 }
 
 /// The large-value load's value size: 100 KiB.
@@ -992,28 +939,52 @@ pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
     }
 }
 
-/// One `#[test]` per pattern, in a module named after the scenario, calling
-/// `$f(pattern)`. (Suites that also run against memcached have their own.)
+/// One `#[test]` per pattern, in a module named after the scenario, each
+/// calling `$f` (a function or closure, seen from inside the module, which
+/// imports everything of its parent) with its pattern's name:
+/// `per_pattern!(ordering, ordering)` makes `ordering::basic`,
+/// `ordering::multi_reader`, `ordering::worker_pool` and
+/// `ordering::work_stealing`, so that a failure names its pattern.
+/// Attributes written first (`#[ignore = "..."]`) go on each test.
+///
+/// With `and memcached`, a fifth test, `ordering::memcached`, calls `$f`
+/// with [`MEMCACHED`]: the scenario run against the real memcached, the
+/// check that what it expects of kvserve is what memcached does. Such a
+/// scenario starts its server with [`KvServer::start_suite`].
 #[allow(unused_macros)]
 macro_rules! per_pattern {
-    ($module:ident, $f:path) => {
-        mod $module {
-            #[test]
-            fn basic() {
-                $f("basic");
-            }
-            #[test]
-            fn multi_reader() {
-                $f("multi-reader");
-            }
-            #[test]
-            fn worker_pool() {
-                $f("worker-pool");
-            }
-            #[test]
-            fn work_stealing() {
-                $f("work-stealing");
-            }
+    (@test [$($attr:tt)*] $test:ident, $f:expr, $name:expr) => {
+        #[test]
+        $($attr)*
+        fn $test() {
+            ($f)($name);
         }
+    };
+    (@module [$($attr:tt)*] $module:ident, $f:expr, $($memcached:ident)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            use ::kvserve::server::config::Pattern;
+
+            // A pattern added to the library fails to compile here, until it
+            // has its test below.
+            const _: () = match Pattern::Basic {
+                Pattern::Basic
+                | Pattern::MultiReader
+                | Pattern::WorkerPool
+                | Pattern::WorkStealing => (),
+            };
+            per_pattern!(@test [$($attr)*] basic, $f, Pattern::Basic.name());
+            per_pattern!(@test [$($attr)*] multi_reader, $f, Pattern::MultiReader.name());
+            per_pattern!(@test [$($attr)*] worker_pool, $f, Pattern::WorkerPool.name());
+            per_pattern!(@test [$($attr)*] work_stealing, $f, Pattern::WorkStealing.name());
+            $(per_pattern!(@test [] $memcached, $f, crate::common::MEMCACHED);)?
+        }
+    };
+    ($module:ident, $f:expr, and memcached) => {
+        per_pattern!(@module [] $module, $f, memcached);
+    };
+    ($(#[$attr:meta])* $module:ident, $f:expr) => {
+        per_pattern!(@module [$(#[$attr])*] $module, $f,);
     };
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use kvserve::engine::work::WorkModel;
+use kvserve::server::config::Pattern;
 
 use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
 use crate::measure::cpus::CpuList;
@@ -68,12 +69,8 @@ pub struct ServerArgs {
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// kvserve patterns to start.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "basic,multi-reader,worker-pool,work-stealing"
-    )]
-    pub patterns: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Pattern::ALL)]
+    pub patterns: Vec<Pattern>,
     /// The kvserve binary (default: `kvserve` next to this executable).
     #[arg(long)]
     pub kvserve: Option<PathBuf>,
@@ -120,8 +117,12 @@ pub struct CompareArgs {
     /// Measure every server once per round, in turn (A B C, A B C, ...), so
     /// that drift on a shared machine hits them all alike; the table then
     /// shows each figure's median over the rounds and the range of ops/s.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// One round calls no winner.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
+    /// How many times a run the machine's noise disturbed is taken again.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
     /// The server every other's throughput is divided by, round by round,
     /// in the `vs` column (default: multi-reader when it is compared, else
     /// the first server): e.g. `memcached` or `worker-pool`.
@@ -166,13 +167,25 @@ pub struct SweepArgs {
     /// Seconds of measured load per point.
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub duration: f64,
+    /// Rounds: every server is measured at every load once per round, the
+    /// rounds one after the other; a point's p99 is the median over them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+    /// How many times a measurement the machine's noise disturbed is
+    /// taken again (at most a quarter of the sweep's measurements in all).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+    /// Confidence of each p99's interval, in percent.
+    #[arg(long, default_value_t = 95.0, value_parser = parse_confidence)]
+    pub confidence: f64,
     /// The latency objective: p99 at most this many mean service times.
     #[arg(long, default_value_t = 10.0, value_parser = parse_factor)]
     pub slo_factor: f64,
     /// The latency objective in µs instead (p99 at most this).
     #[arg(long, conflicts_with = "slo_factor", value_parser = parse_rate)]
     pub slo_us: Option<f64>,
-    /// Seed of the arrivals (the model is fed the same ones).
+    /// Seed of the arrivals (the model is fed the same ones); round N
+    /// draws from seed + N - 1.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Busy-poll from this many µs before each send is due, as a timer
@@ -239,6 +252,21 @@ fn parse_load(text: &str) -> Result<f64, String> {
         .map_err(|_| bad())?;
     if load.is_finite() && load > 0.0 && load <= 1000.0 {
         Ok(load)
+    } else {
+        Err(bad())
+    }
+}
+
+/// A confidence level in percent: 50 to 99.9.
+fn parse_confidence(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a confidence: a percentage from 50 to 99.9, e.g. 95");
+    let v: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| bad())?;
+    if (50.0..=99.9).contains(&v) {
+        Ok(v)
     } else {
         Err(bad())
     }

@@ -20,31 +20,28 @@ mod report;
 mod servers;
 mod view;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::Parser;
+use kvserve::server::process::{self, raise_fd_limit};
 
 use cli::{Cli, Command};
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    raise_fd_limit();
+/// Runs the command; an error is printed without a stack trace, and
+/// exits 1.
+fn main() -> ExitCode {
+    process::exit_code(run(Cli::parse()))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // Best effort: past the limit, connections fail to open, and runs count
+    // them as connect failures.
+    let _ = raise_fd_limit();
     match cli.command {
         Command::Run(args) => commands::run::run(&args),
         Command::Compare(args) => commands::compare::compare(&args),
         Command::Sweep(args) => commands::sweep::sweep(&args),
         Command::Top(args) => commands::top::top(&args),
-    }
-}
-
-/// Raises the soft open-file limit to the hard one (1,000+ connections).
-fn raise_fd_limit() {
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
     }
 }

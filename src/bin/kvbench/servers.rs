@@ -1,22 +1,20 @@
 //! The servers under test: starting kvserve once per pattern (and the real
 //! memcached) on free loopback ports, and stopping what was started.
 
-use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use kvserve::server::config::Pattern;
+use kvserve::server::process::StderrTail;
 
 use crate::measure::cpus::Affinity;
 
-/// The kvserve patterns kvbench knows how to start.
-pub const PATTERNS: [&str; 4] = ["basic", "multi-reader", "worker-pool", "work-stealing"];
 /// How long a server gets to come up, and to stop after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +25,7 @@ pub struct ServerProc {
     child: Child,
     pub addr: SocketAddr,
     label: String,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: StderrTail,
     exited: Option<ExitStatus>,
 }
 
@@ -47,15 +45,14 @@ impl ServerProc {
             .args(extra)
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1");
-        let (tx, rx) = mpsc::channel();
-        let mut server = ServerProc::spawn(cmd, pattern.to_string(), Some(tx), cpus)?;
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) if addr.ip().is_loopback() => {
+        let mut server = ServerProc::spawn(cmd, pattern.to_string(), cpus)?;
+        match server.stderr.listening(START_TIMEOUT) {
+            Some(addr) if addr.ip().is_loopback() => {
                 server.addr = addr;
                 Ok(server)
             }
-            Ok(addr) => bail!("{} listens on {addr}, not on loopback", server.label),
-            Err(_) => {
+            Some(addr) => bail!("{} listens on {addr}, not on loopback", server.label),
+            None => {
                 let status = server.stop().0;
                 bail!(
                     "{} printed no `listening on 127.0.0.1:PORT` within {START_TIMEOUT:?} \
@@ -80,7 +77,7 @@ impl ServerProc {
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
             }
-            let mut server = ServerProc::spawn(cmd, "memcached".into(), None, cpus)?;
+            let mut server = ServerProc::spawn(cmd, "memcached".into(), cpus)?;
             server.addr = SocketAddr::from(([127, 0, 0, 1], port));
             let deadline = Instant::now() + START_TIMEOUT;
             while Instant::now() < deadline && server.try_exit().is_none() {
@@ -99,12 +96,7 @@ impl ServerProc {
         bail!("{last_error}")
     }
 
-    fn spawn(
-        mut cmd: Command,
-        label: String,
-        listening: Option<mpsc::Sender<SocketAddr>>,
-        cpus: Affinity,
-    ) -> Result<Self> {
+    fn spawn(mut cmd: Command, label: String, cpus: Affinity) -> Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -131,14 +123,12 @@ impl ServerProc {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let pipe = child.stderr.take().expect("stderr is piped");
-        drain_stderr(pipe, Arc::clone(&stderr), listening);
         Ok(ServerProc {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             label,
-            stderr,
+            stderr: StderrTail::spawn(pipe, STDERR_LINES),
             exited: None,
         })
     }
@@ -181,9 +171,9 @@ impl ServerProc {
         (status, true)
     }
 
+    /// The server's last stderr lines, for an error message.
     pub fn stderr_tail(&self) -> String {
-        let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.stderr.text()
     }
 }
 
@@ -194,64 +184,6 @@ impl Drop for ServerProc {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Reads a child's stderr to EOF (so it never blocks on a full pipe),
-/// keeping its last lines, and reports the first `listening on ADDR`.
-fn drain_stderr(
-    pipe: impl Read + Send + 'static,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    mut listening: Option<mpsc::Sender<SocketAddr>>,
-) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut raw = Vec::new();
-        loop {
-            raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let line = strip_ansi(&String::from_utf8_lossy(&raw));
-            let line = line.trim_end().to_string();
-            if let Some(addr) = parse_listening(&line) {
-                if let Some(tx) = listening.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-            if tail.len() == STDERR_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    });
-}
-
-/// `... listening on 127.0.0.1:PORT ...` → the address.
-pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    let at = line.find("listening on ")? + "listening on ".len();
-    line[at..].split_whitespace().next()?.parse().ok()
-}
-
-/// Removes `ESC [ ... letter` sequences.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// True if an executable `name` is in a directory of `$PATH`.
@@ -324,41 +256,16 @@ pub fn kvserve_binary(explicit: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The servers to measure: each pattern of `patterns` (checked), then
-/// memcached if `memcached` says so, or by default when it is on PATH.
-pub fn targets(patterns: &[String], memcached: Option<bool>) -> Result<Vec<Target>> {
-    let mut targets = Vec::new();
-    for p in patterns {
-        ensure!(
-            PATTERNS.contains(&p.as_str()),
-            "unknown pattern {p:?}; patterns are {}",
-            PATTERNS.join(", ")
-        );
-        targets.push(Target::Kvserve(p.clone()));
-    }
+/// The servers to measure: each pattern of `patterns`, then memcached if
+/// `memcached` says so, or by default when it is on PATH.
+pub fn targets(patterns: &[Pattern], memcached: Option<bool>) -> Result<Vec<Target>> {
+    let mut targets: Vec<Target> = patterns
+        .iter()
+        .map(|p| Target::Kvserve(p.name().to_string()))
+        .collect();
     if memcached.unwrap_or_else(|| on_path("memcached")) {
         targets.push(Target::Memcached);
     }
     ensure!(!targets.is_empty(), "nothing to measure");
     Ok(targets)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_line() {
-        let line = "2026-11-25T23:47:06.455570Z  INFO kvserve::server: kvserve listening on 127.0.0.1:38777 pattern=worker-pool threads=2";
-        assert_eq!(
-            parse_listening(line),
-            Some(SocketAddr::from(([127, 0, 0, 1], 38777)))
-        );
-        let coloured = "\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:5 x";
-        assert_eq!(
-            parse_listening(&strip_ansi(coloured)),
-            Some(SocketAddr::from(([127, 0, 0, 1], 5)))
-        );
-        assert_eq!(parse_listening("listening soon"), None);
-    }
 }

@@ -12,10 +12,12 @@ use crate::cli::{CompareArgs, ServerArgs};
 use crate::load::driver::{self, Options};
 use crate::load::workload::{self, WorkloadArgs, WorkloadName};
 use crate::measure::cpus::Affinity;
+use crate::measure::noise::{Limits, Noise, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
-use crate::measure::threads::{imbalance, stats_threads, thread_deltas};
+use crate::measure::threads::{imbalance, stats_threads, thread_deltas, ThreadStat};
+use crate::report::compare::PairVerdict;
 use crate::report::{self, progress_bar, CompareRow};
-use crate::servers::{self, Launcher, STOP_TIMEOUT};
+use crate::servers::{self, Launcher, ServerProc, STOP_TIMEOUT};
 
 /// Connect, warmup and end-of-run grace timeout of each run.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +40,8 @@ struct CompareReport<'a> {
     /// With several rounds, every measured run.
     #[serde(skip_serializing_if = "Option::is_none")]
     runs: Option<&'a [CompareRow]>,
+    /// Every pair of servers, per workload.
+    verdicts: &'a [PairVerdict],
     notes: &'a [String],
 }
 
@@ -72,6 +76,14 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     let rounds = args.rounds as usize;
     let mut runs: Vec<CompareRow> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    // The servers' CPUs and the client's (this process's, since the
+    // launcher applied --client-cpus).
+    let noise_cpus = launcher.cpus.list().union(
+        &Affinity::current()
+            .context("reading kvbench's CPU affinity")?
+            .list(),
+    );
+    let meter = NoiseMeter::start(&noise_cpus)?;
     // Round by round, every server in turn: drift hits them all alike.
     for (round, target) in (1..=rounds).flat_map(|n| targets.iter().map(move |t| (n, t))) {
         let label = target.label().to_string();
@@ -107,33 +119,6 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             };
             let bar = progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
             let warm = driver::warmup(&plan, &opts, &bar);
-            let before = is_kvserve
-                .then(|| stats_threads(server.addr, RUN_TIMEOUT))
-                .transpose();
-            let cpu_before = process_cpu_time(server.pid());
-            let result = driver::measure(&plan, &opts, &bar)?;
-            let cpu_after = process_cpu_time(server.pid());
-            let after = is_kvserve
-                .then(|| stats_threads(server.addr, RUN_TIMEOUT))
-                .transpose();
-            bar.finish_and_clear();
-            let deltas = match (before, after) {
-                (Ok(Some(b)), Ok(Some(a))) => Some(thread_deltas(&b, &a)),
-                (Err(e), _) | (_, Err(e)) => {
-                    notes.push(format!("{who} / {}: stats threads: {e:#}", w.name()));
-                    None
-                }
-                _ => None,
-            };
-            let imbalance = deltas.as_deref().and_then(imbalance);
-            let report = report::run_report(&plan, &opts, &warm, &result);
-            let requests: u64 = report.groups.iter().map(|g| g.requests).sum();
-            let cpu_us_per_request = match (cpu_before, cpu_after) {
-                (Ok(b), Ok(a)) if requests > 0 => {
-                    Some(a.saturating_sub(b).as_secs_f64() * 1e6 / requests as f64)
-                }
-                _ => None,
-            };
             if warm.errors > 0 {
                 notes.push(format!(
                     "{who} / {}: warmup: {} errors; first: {}",
@@ -142,6 +127,24 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     warm.first_error.as_deref().unwrap_or("?")
                 ));
             }
+            // Taken again while the machine's noise disturbs it.
+            let mut attempt = 0;
+            let measured = loop {
+                attempt += 1;
+                let m = measure_once(&plan, &opts, &server, is_kvserve, &meter, &bar)?;
+                if m.disturbed.is_none() || attempt > args.retries {
+                    break m;
+                }
+                bar.set_message(format!(
+                    "disturbed ({}); again",
+                    m.disturbed.as_deref().unwrap_or("?")
+                ));
+            };
+            bar.finish_and_clear();
+            if let Some(e) = &measured.stats_error {
+                notes.push(format!("{who} / {}: stats threads: {e}", w.name()));
+            }
+            let report = report::run_report(&plan, &opts, &warm, &measured.result);
             for g in &report.groups {
                 if g.unsent > 0 {
                     notes.push(format!(
@@ -166,14 +169,18 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     misses: g.misses,
                     errors: g.errors,
                     first_error: g.first_error.clone(),
-                    imbalance,
-                    threads: deltas.clone(),
-                    cpu_us_per_request,
+                    imbalance: measured.deltas.as_deref().and_then(imbalance),
+                    threads: measured.deltas.clone(),
+                    cpu_us_per_request: measured.cpu_us_per_request,
                     rounds: 1,
                     ops_min: g.ops_per_sec,
                     ops_max: g.ops_per_sec,
                     round: Some(round),
                     vs_baseline: None,
+                    noise: Some(measured.noise),
+                    disturbed: measured.disturbed.clone(),
+                    retries: attempt - 1,
+                    disturbed_rounds: usize::from(measured.disturbed.is_some()),
                 });
             }
             if let Some(status) = server.try_exit() {
@@ -199,8 +206,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         "no server could be measured:\n{}",
         notes.join("\n")
     );
-    report::compare_with_baseline(&mut runs, &baseline);
-    let rows = report::summarize(&runs);
+    let rows = report::compare::summarize(&runs, &baseline);
+    let verdicts = report::compare::pairwise(&runs);
     let mut extra = if args.servers.server_args.is_empty() {
         String::new()
     } else {
@@ -229,14 +236,20 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             server_cpus: args.servers.server_cpus.as_ref().map(ToString::to_string),
             rows: &rows,
             runs: (rounds > 1).then_some(runs.as_slice()),
+            verdicts: &verdicts,
             notes: &notes,
         };
         report::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
         let mut text = format!(
-            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round; imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups)\n\n"
+            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round (median and range over rounds, so not always the ratio of the ops/s medians); imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups); disturbed = rounds whose run the machine's noise disturbed (+ runs taken again)\n\n"
         );
-        text += &report::render_compare(&rows, &baseline);
+        text += &report::compare::render_compare(&rows, &baseline);
+        text += &format!(
+            "\nverdicts: ops/s ratio of each pair in the same round, median (range) over the rounds both ran undisturbed; ahead or behind only when the whole range is on one side of 1.0{}\n",
+            if rounds == 1 { "; one round calls nothing: give --rounds 3 or more" } else { "" }
+        );
+        text += &report::compare::render_verdicts(&verdicts);
         for n in &notes {
             text += &format!("note: {n}\n");
         }
@@ -249,6 +262,58 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         eprintln!("kvbench: chart written to {}", args.svg.display());
     }
     Ok(())
+}
+
+/// One measured run of a workload against a running server, with its
+/// threads' counters, its CPU time and the noise beside it.
+struct Measured {
+    result: driver::RunResult,
+    deltas: Option<Vec<ThreadStat>>,
+    stats_error: Option<String>,
+    cpu_us_per_request: Option<f64>,
+    noise: Noise,
+    disturbed: Option<String>,
+}
+
+fn measure_once(
+    plan: &workload::Plan,
+    opts: &Options,
+    server: &ServerProc,
+    is_kvserve: bool,
+    meter: &NoiseMeter,
+    bar: &indicatif::ProgressBar,
+) -> Result<Measured> {
+    let before = is_kvserve
+        .then(|| stats_threads(server.addr, RUN_TIMEOUT))
+        .transpose();
+    let cpu_before = process_cpu_time(server.pid());
+    let window = meter.begin(Some(vec![server.pid()]));
+    let result = driver::measure(plan, opts, bar)?;
+    let noise = meter.end(window, None);
+    let cpu_after = process_cpu_time(server.pid());
+    let after = is_kvserve
+        .then(|| stats_threads(server.addr, RUN_TIMEOUT))
+        .transpose();
+    let (deltas, stats_error) = match (before, after) {
+        (Ok(Some(b)), Ok(Some(a))) => (Some(thread_deltas(&b, &a)), None),
+        (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
+        _ => (None, None),
+    };
+    let requests: u64 = result.groups.iter().map(|g| g.requests).sum();
+    let cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Ok(b), Ok(a)) if requests > 0 => {
+            Some(a.saturating_sub(b).as_secs_f64() * 1e6 / requests as f64)
+        }
+        _ => None,
+    };
+    Ok(Measured {
+        result,
+        deltas,
+        stats_error,
+        cpu_us_per_request,
+        disturbed: noise.disturbed(&Limits::for_throughput()),
+        noise,
+    })
 }
 
 /// How to start the servers `args` describe; applies `--client-cpus` to

@@ -9,12 +9,16 @@ use crate::cli::RunArgs;
 use crate::load::driver::{self, Options};
 use crate::load::workload;
 use crate::measure::cpus::Affinity;
+use crate::measure::noise::NoiseMeter;
 use crate::report::{self, progress_bar, RunReport};
 
 /// Runs `kvbench run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let server = resolve(&args.server, args.allow_remote)?;
     let plan = workload::plan(&args.workload)?;
+    // Every CPU kvbench may use, before --client-cpus narrows it: the
+    // server's are among them.
+    let machine = Affinity::current().context("reading kvbench's CPU affinity")?;
     if let Some(list) = &args.client_cpus {
         // Before any client thread starts: they inherit it.
         Affinity::of(list)
@@ -31,9 +35,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let bar = progress_bar(args.quiet, plan.workload.name());
     let warm = driver::warmup(&plan, &opts, &bar);
+    // The server is not kvbench's: its work cannot be told from other
+    // processes', so only the platform's stalls are watched.
+    let meter = NoiseMeter::start(&machine.list())?;
+    let window = meter.begin(None);
     let result = driver::measure(&plan, &opts, &bar)?;
+    let noise = meter.end(window, None);
     bar.finish_and_clear();
-    let report = report::run_report(&plan, &opts, &warm, &result);
+    let mut report = report::run_report(&plan, &opts, &warm, &result);
+    report.noise = Some(noise);
     measured(&report)?;
     if args.json {
         report::print_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))

@@ -3,6 +3,8 @@
 //! the main thread takes both in, in order, and draws the full-screen view
 //! (or writes plain text). Reading off the main thread keeps the keys
 //! answered while a lost server makes readings wait for their timeout.
+//! A server that is lost after a good reading is retried for as long as
+//! top runs; one never reached makes top fail when it ends.
 
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -42,9 +44,15 @@ pub fn top(args: &TopArgs) -> Result<()> {
     spawn_reader(addr, interval, tx.clone());
     let mut watch = Watch::new(args.server.clone(), interval);
     if args.plain || !io::stdout().is_terminal() {
-        plain_text(&rx, &mut watch, args.count)
+        plain_text(&rx, &mut watch, args.count)?;
     } else {
-        full_screen(&rx, tx, &mut watch, args.count)
+        full_screen(&rx, tx, &mut watch, args.count)?;
+    }
+    match watch.lost() {
+        Some(lost) if !watch.connected() => {
+            bail!("cannot connect to {}: {}", watch.server, lost.error)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -64,6 +64,24 @@ impl fmt::Display for CpuList {
 }
 
 impl CpuList {
+    /// One CPU.
+    pub fn single(cpu: usize) -> CpuList {
+        CpuList(vec![cpu])
+    }
+
+    /// The CPUs, in ascending order.
+    pub fn cpus(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// The CPUs of both lists.
+    pub fn union(&self, other: &CpuList) -> CpuList {
+        let mut cpus = [self.0.as_slice(), other.0.as_slice()].concat();
+        cpus.sort_unstable();
+        cpus.dedup();
+        CpuList(cpus)
+    }
+
     /// The first CPU apart from the rest: a core for the load generator,
     /// the others for the servers. `None` with fewer than two CPUs.
     pub fn split_first(&self) -> Option<(CpuList, CpuList)> {
@@ -151,5 +169,6 @@ mod tests {
         );
         assert_eq!("3".parse::<CpuList>().unwrap().split_first(), None);
         assert_eq!(Affinity::of(&list).list(), list);
+        assert_eq!(list.union(&"0,4".parse().unwrap()).to_string(), "0,2,4-6");
     }
 }

@@ -116,6 +116,15 @@ impl WorkDone {
         }
     }
 
+    /// The work of both.
+    pub fn plus(self, other: WorkDone) -> WorkDone {
+        WorkDone {
+            requests: self.requests + other.requests,
+            asked_us: self.asked_us + other.asked_us,
+            spent_us: self.spent_us + other.spent_us,
+        }
+    }
+
     /// Mean time actually spent per request, if any was.
     pub fn mean_spent(&self) -> Option<Duration> {
         (self.requests > 0)

@@ -217,6 +217,10 @@ mod tests {
             threads: None,
             round: None,
             vs_baseline: None,
+            noise: None,
+            disturbed: None,
+            retries: 0,
+            disturbed_rounds: 0,
         }
     }
 

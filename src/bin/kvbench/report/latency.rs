@@ -1,6 +1,10 @@
 //! The sweep's chart: p99 latency against offered load, a solid line per
-//! server with its queueing model dashed beside it in the same colour, the
-//! latency objective across, and the capacity the loads are shares of.
+//! server through the medians of its rounds, each point's range over the
+//! rounds as an error bar, its queueing model dashed beside it in the same
+//! colour, the latency objective across, and the capacity the loads are
+//! shares of (a second axis along the top reads the load in % of it).
+//! Points left out as disturbed are drawn hollow. The legend stands right
+//! of the plot, where no curve can run under it.
 
 use std::path::Path;
 
@@ -8,10 +12,13 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::chart::{human, plot_error, TimeUnit, FONT, PALETTE};
+use super::sweep::table::servers_in_order;
 use super::sweep::SweepPoint;
 
-const WIDTH: u32 = 960;
-const HEIGHT: u32 = 620;
+const WIDTH: u32 = 1060;
+const HEIGHT: u32 = 640;
+/// The legend's strip, right of the plot.
+const LEGEND_WIDTH: u32 = 200;
 
 /// Writes the chart of `points` to `path`. `slo_us` draws the objective;
 /// `capacity` (req/s), when known, a mark where the loads reach 100%.
@@ -25,10 +32,10 @@ pub fn write_svg(
     let servers = servers_in_order(points);
     let latencies = points
         .iter()
-        .flat_map(|p| [Some(p.p99_us), p.model_p99_us])
+        .flat_map(|p| [Some(p.p99_us), Some(p.p99_low_us), p.model_p99_us])
         .flatten()
         .chain([slo_us])
-        .filter(|v| *v > 0.0);
+        .filter(|v| v.is_finite() && *v > 0.0);
     let (lo, hi) = latencies.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (y_lo, y_hi) = (lo / 1.5, hi * 1.5);
     let x_hi = points
@@ -36,18 +43,30 @@ pub fn write_svg(
         .map(|p| p.offered)
         .chain(capacity)
         .fold(0.0, f64::max)
+        .max(1.0)
         * 1.05;
     let unit = TimeUnit::for_max_us(y_hi);
 
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, title_size(title)).into_font())
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..x_hi.max(1.0), (y_lo..y_hi).log_scale())
+    let root = root
+        .titled(title, (FONT, title_size(title)).into_font())
         .map_err(plot_error)?;
+    let (plot_area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .margin(16)
+        .set_label_area_size(LabelAreaPosition::Bottom, 48)
+        .set_label_area_size(LabelAreaPosition::Left, 72)
+        .set_label_area_size(
+            LabelAreaPosition::Top,
+            if capacity.is_some() { 40 } else { 0 },
+        )
+        .build_cartesian_2d(0.0..x_hi, (y_lo..y_hi).log_scale())
+        .map_err(plot_error)?
+        .set_secondary_coord(
+            0.0..capacity.map_or(1.0, |c| 100.0 * x_hi / c),
+            (y_lo..y_hi).log_scale(),
+        );
     chart
         .configure_mesh()
         .x_desc("offered load (requests/s, Poisson arrivals)")
@@ -60,8 +79,20 @@ pub fn write_svg(
         .bold_line_style(BLACK.mix(0.12))
         .draw()
         .map_err(plot_error)?;
+    if capacity.is_some() {
+        chart
+            .configure_secondary_axes()
+            .x_desc("offered load, % of capacity")
+            .x_label_formatter(&|v: &f64| format!("{v:.0}%"))
+            .y_labels(0)
+            .label_style((FONT, 12).into_font())
+            .axis_desc_style((FONT, 14).into_font())
+            .draw()
+            .map_err(plot_error)?;
+    }
 
     let grey = BLACK.mix(0.45);
+    let mut legend: Vec<(String, LegendMark)> = Vec::new();
     chart
         .draw_series(DashedLineSeries::new(
             [(0.0, slo_us), (x_hi, slo_us)],
@@ -69,9 +100,11 @@ pub fn write_svg(
             4,
             grey.stroke_width(1),
         ))
-        .map_err(plot_error)?
-        .label(format!("SLO: p99 <= {}", unit.format(slo_us)))
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], grey));
+        .map_err(plot_error)?;
+    legend.push((
+        format!("SLO: p99 <= {}", unit.format(slo_us)),
+        LegendMark::Dashed(grey.to_rgba()),
+    ));
     if let Some(c) = capacity {
         chart
             .draw_series(LineSeries::new(
@@ -92,19 +125,47 @@ pub fn write_svg(
         let color = PALETTE[j % PALETTE.len()];
         let mut mine: Vec<&SweepPoint> = points.iter().filter(|p| p.server == *server).collect();
         mine.sort_by(|a, b| a.offered.total_cmp(&b.offered));
-        let measured: Vec<(f64, f64)> = mine.iter().map(|p| (p.offered, p.p99_us)).collect();
+        let shown: Vec<&SweepPoint> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.p99_us.is_finite())
+            .collect();
+        let line: Vec<(f64, f64)> = shown
+            .iter()
+            .filter(|p| p.counts)
+            .map(|p| (p.offered, p.p99_us))
+            .collect();
         chart
-            .draw_series(LineSeries::new(measured.clone(), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(server.to_string())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                measured
-                    .iter()
-                    .map(|&xy| Circle::new(xy, 3, color.filled())),
-            )
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))
             .map_err(plot_error)?;
+        chart
+            .draw_series(shown.iter().map(|p| {
+                let high = if p.p99_high_us.is_finite() {
+                    p.p99_high_us.min(y_hi)
+                } else {
+                    y_hi
+                };
+                ErrorBar::new_vertical(
+                    p.offered,
+                    p.p99_low_us.clamp(y_lo, p.p99_us),
+                    p.p99_us,
+                    high.max(p.p99_us),
+                    color.stroke_width(1),
+                    6,
+                )
+            }))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(shown.iter().map(|p| {
+                let style = if p.counts {
+                    color.filled()
+                } else {
+                    color.stroke_width(1)
+                };
+                Circle::new((p.offered, p.p99_us), 3, style)
+            }))
+            .map_err(plot_error)?;
+        legend.push((server.to_string(), LegendMark::Solid(color.to_rgba())));
         let model: Vec<(f64, f64)> = mine
             .iter()
             .filter_map(|p| Some((p.offered, p.model_p99_us?)))
@@ -112,37 +173,63 @@ pub fn write_svg(
         if !model.is_empty() {
             chart
                 .draw_series(DashedLineSeries::new(model, 6, 4, color.stroke_width(2)))
-                .map_err(plot_error)?
-                .label(format!("{server} (model)"))
-                .legend(move |(x, y)| {
-                    let dash = |from: i32| {
-                        PathElement::new([(from, 0), (from + 6, 0)], color.stroke_width(2))
-                    };
-                    EmptyElement::at((x, y)) + dash(0) + dash(10)
-                });
+                .map_err(plot_error)?;
+            legend.push((
+                format!("{server} (model)"),
+                LegendMark::Dashed(color.to_rgba()),
+            ));
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 13).into_font())
-        .draw()
-        .map_err(plot_error)?;
+    if points.iter().any(|p| !p.counts) {
+        legend.push((
+            "hollow: disturbed, left out".into(),
+            LegendMark::Hollow(grey.to_rgba()),
+        ));
+    }
+    legend.push((
+        "bars: range over rounds".into(),
+        LegendMark::Bar(grey.to_rgba()),
+    ));
+    draw_legend(&legend_area, &legend)?;
     root.present().map_err(plot_error)?;
     Ok(())
 }
 
-/// Servers in the order they first appear.
-fn servers_in_order(points: &[SweepPoint]) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for p in points {
-        if !out.contains(&p.server.as_str()) {
-            out.push(&p.server);
+/// How a legend entry is drawn.
+enum LegendMark {
+    Solid(RGBAColor),
+    Dashed(RGBAColor),
+    Hollow(RGBAColor),
+    Bar(RGBAColor),
+}
+
+/// The legend, one entry a line, from the top of its strip.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(String, LegendMark)],
+) -> Result<()> {
+    let font = (FONT, 13).into_font();
+    for (i, (label, mark)) in entries.iter().enumerate() {
+        let y = 60 + 22 * i as i32;
+        let line = |from: i32, to: i32, color: RGBAColor| {
+            PathElement::new([(from, y), (to, y)], color.stroke_width(2))
+        };
+        match *mark {
+            LegendMark::Solid(c) => area.draw(&line(4, 28, c)),
+            LegendMark::Dashed(c) => area
+                .draw(&line(4, 12, c))
+                .and_then(|()| area.draw(&line(18, 26, c))),
+            LegendMark::Hollow(c) => area.draw(&Circle::new((16, y), 3, c.stroke_width(1))),
+            LegendMark::Bar(c) => area.draw(&PathElement::new(
+                [(16, y - 7), (16, y + 7)],
+                c.stroke_width(1),
+            )),
         }
+        .map_err(plot_error)?;
+        area.draw(&Text::new(label.clone(), (34, y - 7), font.clone()))
+            .map_err(plot_error)?;
     }
-    out
+    Ok(())
 }
 
 /// 20 px, smaller when a long title would not fit the width.
@@ -154,35 +241,36 @@ fn title_size(title: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::sweep::tests::{disturbed, sample};
 
     fn point(server: &str, offered: f64, p99: f64, model: Option<f64>) -> SweepPoint {
-        SweepPoint {
-            server: server.into(),
-            load_pct: None,
+        let mut p = SweepPoint::of(
+            server,
+            None,
             offered,
-            achieved: offered,
-            p50_us: p99 / 3.0,
-            p99_us: p99,
-            p999_us: p99 * 2.0,
-            model_p99_us: model,
-            service_us: None,
-            requests: 1,
-            errors: 0,
-            unsent: 0,
-            saturated: false,
-        }
+            (1..=3).map(|r| sample(r, p99)).collect(),
+        );
+        p.model_p99_us = model;
+        p
     }
 
     #[test]
-    fn svg_has_a_line_per_server_its_model_and_the_slo() {
+    fn svg_has_a_line_per_server_its_model_bars_and_the_slo() {
         let dir = std::env::temp_dir().join(format!("kvbench-latency-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("l.svg");
+        let stalled = SweepPoint::of(
+            "worker-pool",
+            None,
+            30_000.0,
+            (1..=3).map(|r| disturbed(sample(r, 900.0), 1)).collect(),
+        );
         let points = [
             point("multi-reader", 4000.0, 300.0, Some(280.0)),
             point("multi-reader", 20_000.0, 5000.0, Some(4000.0)),
             point("worker-pool", 4000.0, 250.0, Some(240.0)),
             point("worker-pool", 20_000.0, 600.0, Some(500.0)),
+            stalled,
         ];
         write_svg(&path, "sweep chart", &points, 1000.0, Some(40_000.0)).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
@@ -194,14 +282,28 @@ mod tests {
             "SLO: p99 &lt;= 1 ms",
             "capacity",
             "offered load",
+            "% of capacity",
+            "50%",
             "20k",
+            "hollow: disturbed, left out",
+            "bars: range over rounds",
         ] {
             assert!(svg.contains(text), "no {text:?} in the SVG");
         }
         // One unit on the latency axis: the top is 7.5 ms, so every tick is in ms.
         assert!(!svg.contains(" µs<"), "mixed units");
-        // Two measured lines (polylines), two dashed models, the SLO dashes.
+        // Two measured lines, two dashed models, the SLO dashes.
         assert!(svg.matches("<polyline").count() >= 4, "lines");
-        assert!(svg.matches("<circle").count() >= 4, "markers");
+        // Four filled markers and one hollow one.
+        assert!(svg.matches("<circle").count() >= 5, "markers");
+        // The legend is right of the plot: its text starts past the plot's width.
+        let legend_x = svg
+            .split("<text")
+            .find(|t| t.contains("worker-pool (model)"))
+            .and_then(|t| t.split("x=\"").nth(1))
+            .and_then(|t| t.split('"').next())
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap();
+        assert!(legend_x > (WIDTH - LEGEND_WIDTH) as f64, "{legend_x}");
     }
 }

@@ -3,10 +3,13 @@
 
 pub mod bars;
 mod chart;
+pub mod compare;
 pub mod latency;
 mod progress;
 pub mod sweep;
+pub mod verdict;
 
+pub use compare::CompareRow;
 pub use progress::progress_bar;
 
 use std::collections::BTreeMap;
@@ -20,7 +23,7 @@ use serde::Serialize;
 use crate::load::client::ErrorKind;
 use crate::load::driver::{GroupStats, Options, RunResult, WarmupResult};
 use crate::load::workload::{GroupSpec, Plan};
-use crate::measure::threads::ThreadStat;
+use crate::measure::noise::{short_time, Noise};
 
 /// Writes `text` to stdout. A reader that has gone away (`kvbench run
 /// --json | head -c 10`) is not an error: the rest of the output is not
@@ -122,6 +125,9 @@ pub struct RunReport {
     pub warmup: WarmupReport,
     pub groups: Vec<GroupReport>,
     pub total: GroupReport,
+    /// The machine's noise during the run (`kvbench run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
 }
 
 pub fn run_report(
@@ -162,6 +168,7 @@ pub fn run_report(
         },
         groups,
         total,
+        noise: None,
     }
 }
 
@@ -204,6 +211,16 @@ fn group_report(spec: Option<&GroupSpec>, s: &GroupStats, elapsed_s: f64) -> Gro
         latency_us: Latency::of(&s.hist),
         send_lag_us: (!s.send_lag.is_empty()).then(|| Latency::of(&s.send_lag)),
     }
+}
+
+/// A time in words, as the charts label it: `250 µs`, `1 ms`, `1.5 ms`.
+pub fn chart_time(us: f64) -> String {
+    let unit = if us >= 1000.0 {
+        chart::TimeUnit::Millis
+    } else {
+        chart::TimeUnit::Micros
+    };
+    unit.format(us)
 }
 
 /// Microseconds for a table: one decimal below 1000.
@@ -387,185 +404,17 @@ pub fn render_run(r: &RunReport) -> String {
             );
         }
     }
-    out
-}
-
-/// One line of `kvbench compare`: a server, a workload (and group).
-#[derive(Serialize, Clone, Debug)]
-pub struct CompareRow {
-    pub server: String,
-    /// The workload, with `/group` for multi-group workloads (skewed/light).
-    pub workload: String,
-    pub ops_per_sec: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub requests: u64,
-    pub misses: u64,
-    pub errors: u64,
-    pub first_error: Option<String>,
-    /// Busiest executing thread's requests over the executing threads'
-    /// mean (1.0 = even); `None` without `stats threads` (memcached).
-    pub imbalance: Option<f64>,
-    /// `stats threads` deltas over the measured run.
-    pub threads: Option<Vec<ThreadStat>>,
-    /// The server process's CPU time over the measured run divided by the
-    /// run's requests (all groups); `None` where /proc cannot tell.
-    pub cpu_us_per_request: Option<f64>,
-    /// Measured runs this row stands for (`compare --rounds`): each figure
-    /// is their median, counts are summed.
-    pub rounds: usize,
-    /// The lowest and highest ops/s among those runs.
-    pub ops_min: f64,
-    pub ops_max: f64,
-    /// The round a single run belongs to (from 1); `None` in a folded row.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub round: Option<usize>,
-    /// ops/s over the baseline server's in the same round and workload;
-    /// over several rounds, the median of those per-round ratios, which a
-    /// round where the whole machine was slow does not move. `None` without
-    /// a measured baseline run to compare with.
-    pub vs_baseline: Option<f64>,
-}
-
-/// Sets each run's [`CompareRow::vs_baseline`]: its ops/s over `baseline`'s
-/// in the same round and workload.
-pub fn compare_with_baseline(runs: &mut [CompareRow], baseline: &str) {
-    let ratios: Vec<Option<f64>> = runs
-        .iter()
-        .map(|r| {
-            runs.iter()
-                .find(|b| b.server == baseline && b.workload == r.workload && b.round == r.round)
-                .filter(|b| b.ops_per_sec > 0.0)
-                .map(|b| r.ops_per_sec / b.ops_per_sec)
-        })
-        .collect();
-    for (run, ratio) in runs.iter_mut().zip(ratios) {
-        run.vs_baseline = ratio;
-    }
-}
-
-/// Folds the rows of several rounds into one row per workload and server,
-/// in first-seen order: the median of each figure (the per-round ratios to
-/// the baseline included), so that one disturbed round moves nothing, with
-/// counts summed and the range of ops/s kept. Per-thread deltas belong to
-/// single runs and are left out.
-pub fn summarize(runs: &[CompareRow]) -> Vec<CompareRow> {
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    for r in runs {
-        let key = (r.workload.as_str(), r.server.as_str());
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    keys.into_iter()
-        .map(|(workload, server)| {
-            let of: Vec<&CompareRow> = runs
-                .iter()
-                .filter(|r| r.workload == workload && r.server == server)
-                .collect();
-            if let [only] = of.as_slice() {
-                return (*only).clone();
-            }
-            let med = |f: fn(&CompareRow) -> f64| median(of.iter().map(|r| f(r)).collect());
-            let med_some = |f: fn(&CompareRow) -> Option<f64>| {
-                let values: Vec<f64> = of.iter().filter_map(|r| f(r)).collect();
-                (!values.is_empty()).then(|| median(values))
-            };
-            CompareRow {
-                server: server.to_string(),
-                workload: workload.to_string(),
-                ops_per_sec: med(|r| r.ops_per_sec),
-                p50_us: med(|r| r.p50_us),
-                p99_us: med(|r| r.p99_us),
-                p999_us: med(|r| r.p999_us),
-                requests: of.iter().map(|r| r.requests).sum(),
-                misses: of.iter().map(|r| r.misses).sum(),
-                errors: of.iter().map(|r| r.errors).sum(),
-                first_error: of.iter().find_map(|r| r.first_error.clone()),
-                imbalance: med_some(|r| r.imbalance),
-                threads: None,
-                cpu_us_per_request: med_some(|r| r.cpu_us_per_request),
-                rounds: of.iter().map(|r| r.rounds).sum(),
-                ops_min: of.iter().map(|r| r.ops_min).fold(f64::INFINITY, f64::min),
-                ops_max: of.iter().map(|r| r.ops_max).fold(0.0, f64::max),
-                round: None,
-                vs_baseline: med_some(|r| r.vs_baseline),
-            }
-        })
-        .collect()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-/// The side-by-side table of `kvbench compare`, grouped by workload, with
-/// throughput also shown relative to `baseline` (`vs <baseline>`).
-pub fn render_compare(rows: &[CompareRow], baseline: &str) -> String {
-    let ranges = rows.iter().any(|r| r.rounds > 1);
-    let vs = format!("vs {baseline}");
-    let mut header = vec![
-        "workload",
-        "server",
-        "ops/s",
-        vs.as_str(),
-        "p50 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "errors",
-        "imbalance",
-        "cpu µs/req",
-    ];
-    if ranges {
-        header.push("ops/s range");
-    }
-    let mut table = Table::new(&header);
-    let mut workloads: Vec<&str> = Vec::new();
-    for r in rows {
-        if !workloads.contains(&r.workload.as_str()) {
-            workloads.push(&r.workload);
-        }
-    }
-    for (i, w) in workloads.iter().enumerate() {
-        if i > 0 {
-            table.gap();
-        }
-        for r in rows.iter().filter(|r| r.workload == *w) {
-            let mut cells = vec![
-                r.workload.clone(),
-                r.server.clone(),
-                format!("{:.0}", r.ops_per_sec),
-                r.vs_baseline.map_or("-".into(), |v| format!("{v:.2}")),
-                us(r.p50_us),
-                us(r.p99_us),
-                us(r.p999_us),
-                r.errors.to_string(),
-                r.imbalance.map_or("-".into(), |v| format!("{v:.2}")),
-                r.cpu_us_per_request
-                    .map_or("-".into(), |v| format!("{v:.2}")),
-            ];
-            if ranges {
-                cells.push(format!("{:.0}-{:.0}", r.ops_min, r.ops_max));
-            }
-            table.row(cells);
-        }
-    }
-    let mut out = table.render(2);
-    for r in rows.iter().filter(|r| r.errors > 0) {
+    if let Some(n) = &r.noise {
         let _ = writeln!(
             out,
-            "{} / {}: {} errors; first: {}",
-            r.server,
-            r.workload,
-            r.errors,
-            r.first_error.as_deref().unwrap_or("?")
+            "machine: a top-priority thread on each CPU woke late by {} at p99, {} at most{}",
+            short_time(n.hiccups.p99_us),
+            short_time(n.hiccups.max_us),
+            if n.hiccups.p99_us > 250.0 {
+                ": the platform stalled during the run, and its latency is in these figures"
+            } else {
+                ""
+            }
         );
     }
     out
@@ -595,96 +444,6 @@ mod tests {
         assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
         assert!(l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
         assert!((l.max - 1000.0).abs() < 1.0);
-    }
-
-    fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>, round: usize) -> CompareRow {
-        CompareRow {
-            server: server.into(),
-            workload: "uniform".into(),
-            ops_per_sec: ops,
-            p50_us: p99 / 2.0,
-            p99_us: p99,
-            p999_us: p99 * 2.0,
-            requests: 10,
-            misses: 1,
-            errors: 0,
-            first_error: None,
-            imbalance: Some(1.0),
-            threads: Some(Vec::new()),
-            cpu_us_per_request: cpu,
-            rounds: 1,
-            ops_min: ops,
-            ops_max: ops,
-            round: Some(round),
-            vs_baseline: None,
-        }
-    }
-
-    #[test]
-    fn rounds_fold_into_medians_in_first_seen_order() {
-        let runs = [
-            run("b", 100.0, 5.0, Some(2.0), 1),
-            run("a", 300.0, 9.0, None, 1),
-            run("b", 900.0, 1.0, Some(4.0), 2), // a disturbed round
-            run("a", 100.0, 7.0, None, 2),
-            run("b", 200.0, 3.0, Some(3.0), 3),
-        ];
-        let rows = summarize(&runs);
-        let servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
-        assert_eq!(servers, ["b", "a"]);
-        let b = &rows[0];
-        assert_eq!((b.ops_per_sec, b.p99_us, b.p50_us), (200.0, 3.0, 1.5));
-        assert_eq!(b.cpu_us_per_request, Some(3.0));
-        assert_eq!((b.rounds, b.requests, b.misses), (3, 30, 3));
-        assert_eq!((b.ops_min, b.ops_max), (100.0, 900.0));
-        assert!(b.threads.is_none());
-        let a = &rows[1];
-        assert_eq!(
-            (a.ops_per_sec, a.p99_us),
-            (200.0, 8.0),
-            "even count: mean of the middle two"
-        );
-        assert_eq!(a.cpu_us_per_request, None);
-        let table = render_compare(&rows, "a");
-        assert!(
-            table.contains("ops/s range") && table.contains("100-900"),
-            "{table}"
-        );
-        // One round: the row as measured, and no range column.
-        let single = summarize(&runs[..2]);
-        assert!(single[0].threads.is_some());
-        assert!(!render_compare(&single, "a").contains("range"));
-    }
-
-    #[test]
-    fn throughput_is_compared_with_the_baseline_round_by_round() {
-        let mut runs = [
-            // A round where the whole machine was slow...
-            run("base", 100.0, 1.0, None, 1),
-            run("x", 80.0, 1.0, None, 1),
-            // ...and a quiet one.
-            run("base", 200.0, 1.0, None, 2),
-            run("x", 170.0, 1.0, None, 2),
-            // The baseline did not run in round 3: nothing to compare with.
-            run("x", 10.0, 1.0, None, 3),
-        ];
-        compare_with_baseline(&mut runs, "base");
-        let ratios: Vec<Option<f64>> = runs.iter().map(|r| r.vs_baseline).collect();
-        assert_eq!(ratios, [Some(1.0), Some(0.8), Some(1.0), Some(0.85), None]);
-        let rows = summarize(&runs);
-        assert_eq!(rows[0].vs_baseline, Some(1.0));
-        // The median of 0.80 and 0.85, not the ratio of the medians
-        // (80 / 150 = 0.53).
-        let x = rows[1].vs_baseline.unwrap();
-        assert!((x - 0.825).abs() < 1e-9, "{x}");
-        let table = render_compare(&rows, "base");
-        assert!(
-            table.contains("vs base") && table.contains("0.82"),
-            "{table}"
-        );
-        // No baseline among the runs: no ratios.
-        compare_with_baseline(&mut runs, "other");
-        assert!(summarize(&runs).iter().all(|r| r.vs_baseline.is_none()));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::watch::Watch;
 use crate::measure::snapshot::Snapshot;
 
 /// A rate or count in at most five characters: `950`, `12.5k`, `3.1M`.
@@ -71,6 +72,30 @@ pub fn memory(s: &Snapshot) -> String {
     }
     let percent = used as f64 * 100.0 / limit as f64;
     format!("{} / {} ({percent:.0}%)", bytes(used), bytes(limit))
+}
+
+/// Connections open now and taken since start: `51 open, 55 total`.
+pub fn connections(s: &Snapshot) -> String {
+    format!(
+        "{} open, {} total",
+        s.number("curr_connections"),
+        s.number("total_connections")
+    )
+}
+
+/// The heading of a thread's connections: all it has taken on since the
+/// server started (`stats threads` counts no more), not those open now,
+/// which only the header's total gives.
+pub const CONNS_HEADING: &str = "total conns";
+
+/// What failing readings mean: the server cannot be reached, or, after it
+/// answered once, it was lost.
+pub fn unanswered(watch: &Watch) -> &'static str {
+    if watch.connected() {
+        "server lost"
+    } else {
+        "cannot connect"
+    }
 }
 
 /// The line said in place of the thread rows by a server that has none.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{self, NO_THREAD_STATS};
+use super::format::{self, CONNS_HEADING, NO_THREAD_STATS};
 use super::watch::Watch;
 
 /// The block of text for the watch's latest refresh, ending in a blank line.
@@ -12,8 +12,9 @@ pub fn render(watch: &Watch) -> String {
     if let Some(lost) = watch.lost() {
         let _ = writeln!(
             out,
-            "{}: server lost ({}); retrying every {} (try {})\n",
+            "{}: {} ({}); retrying every {} (try {})\n",
             watch.server,
+            format::unanswered(watch),
             lost.error,
             format::seconds(watch.interval),
             lost.tries
@@ -30,7 +31,7 @@ pub fn render(watch: &Watch) -> String {
         format::server_kind(s),
         s.number("threads"),
         format::uptime(s.number("uptime")),
-        s.number("curr_connections"),
+        format::connections(s),
     );
     let Some(rates) = watch.rates() else {
         let _ = writeln!(
@@ -58,13 +59,13 @@ pub fn render(watch: &Watch) -> String {
         Some(threads) => {
             let _ = writeln!(
                 out,
-                "{:>6}  {:<9} {:>6} {:>7} {:>6} {:>8} {:>9}",
-                "thread", "role", "conns", "req/s", "busy%", "in B/s", "out B/s"
+                "{:>6}  {:<9} {:>11} {:>7} {:>6} {:>8} {:>9}",
+                "thread", "role", CONNS_HEADING, "req/s", "busy%", "in B/s", "out B/s"
             );
             for t in threads {
                 let _ = writeln!(
                     out,
-                    "{:>6}  {:<9} {:>6} {:>7} {:>6.1} {:>8} {:>9}",
+                    "{:>6}  {:<9} {:>11} {:>7} {:>6.1} {:>8} {:>9}",
                     t.thread,
                     t.role,
                     t.connections,
@@ -93,15 +94,19 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "127.0.0.1:11211  worker-pool  threads 2  uptime 1h00m  connections 8"
+            "127.0.0.1:11211  worker-pool  threads 2  uptime 1h00m  connections 8 open, 11 total"
         );
         assert_eq!(
             lines[1],
             "ops/s 3.0k  get hits 75.0%  evictions 20 (10/s)  memory 1.0 MiB / 64.0 MiB (2%)"
         );
-        assert!(lines[2].starts_with("thread  role"), "{text}");
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["thread", "role", "total", "conns", "req/s", "busy%", "in", "B/s", "out", "B/s"],
+            "{text}"
+        );
         let row = |n: usize| lines[3 + n].split_whitespace().collect::<Vec<_>>();
-        assert_eq!(row(0), ["0", "dispatch", "8", "0", "50.0", "100k", "0"]);
+        assert_eq!(row(0), ["0", "dispatch", "11", "0", "50.0", "100k", "0"]);
         assert_eq!(row(1), ["1", "worker", "0", "2.0k", "40.0", "0", "40.0k"]);
         assert_eq!(row(2), ["2", "worker", "0", "1.0k", "20.0", "0", "20.0k"]);
         assert_eq!(lines.len(), 7, "a blank line ends the block: {text}");
@@ -131,6 +136,17 @@ mod tests {
         assert_eq!(
             render(&watch),
             "127.0.0.1:11211: server lost (Connection refused (os error 111)); retrying every 0.5 s (try 1)\n\n"
+        );
+    }
+
+    #[test]
+    fn a_server_never_reached_cannot_be_connected_to() {
+        let mut watch = Watch::new("127.0.0.1:1", Duration::from_millis(200));
+        watch.record(Err("Connection refused (os error 111)".into()));
+        watch.record(Err("Connection refused (os error 111)".into()));
+        assert_eq!(
+            render(&watch),
+            "127.0.0.1:1: cannot connect (Connection refused (os error 111)); retrying every 0.2 s (try 2)\n\n"
         );
     }
 }

@@ -10,11 +10,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::format::{self, NO_THREAD_STATS};
+use super::format::{self, CONNS_HEADING, NO_THREAD_STATS};
 use super::watch::{ThreadRate, Watch};
 
 /// Widths of the columns before the bars: thread number, role, connections.
-const FIXED: [u16; 3] = [3, 9, 6];
+const FIXED: [u16; 3] = [3, 9, CONNS_HEADING.len() as u16];
 /// Width of the figure in front of each bar.
 const FIGURE: u16 = 6;
 /// The figures that get a bar, in column order: heading and colour.
@@ -48,13 +48,15 @@ pub fn draw(frame: &mut Frame, watch: &Watch) {
     draw_history(frame, bottom, watch);
 }
 
-/// Totals and rates of the whole server; a red line first while it is lost.
+/// Totals and rates of the whole server; a red line first while it is lost
+/// (or cannot be reached at all).
 fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if let Some(lost) = watch.lost() {
         lines.push(
             Line::from(format!(
-                "server lost: {}; retrying every {} (try {}, {}s)",
+                "{}: {}; retrying every {} (try {}, {}s)",
+                format::unanswered(watch),
                 lost.error,
                 format::seconds(watch.interval),
                 lost.tries,
@@ -82,10 +84,7 @@ fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
     ];
     first.extend(field("threads", s.number("threads").to_string()));
     first.extend(field("uptime", format::uptime(s.number("uptime"))));
-    first.extend(field(
-        "connections",
-        s.number("curr_connections").to_string(),
-    ));
+    first.extend(field("connections", format::connections(s)));
     lines.push(Line::from(first));
     let (ops, hits, evictions) = match watch.rates() {
         Some(r) => (
@@ -136,7 +135,7 @@ fn draw_threads(frame: &mut Frame, area: Rect, watch: &Watch) {
     let metric = inner.width.saturating_sub(fixed) / METRICS.len() as u16;
     let bar_width = metric.saturating_sub(FIGURE + 1);
     let header = Row::new(
-        ["#", "role", "conns"]
+        ["#", "role", CONNS_HEADING]
             .into_iter()
             .chain(METRICS.iter().map(|(name, _)| *name)),
     )
@@ -341,20 +340,22 @@ mod tests {
         assert!(lines[1].contains("worker-pool"), "{all}");
         assert!(lines[1].contains("threads 2"), "{all}");
         assert!(lines[1].contains("uptime 1h00m"), "{all}");
-        assert!(lines[1].contains("connections 8"), "{all}");
+        assert!(lines[1].contains("connections 8 open, 11 total"), "{all}");
         assert!(lines[2].contains("ops/s 3.0k"), "{all}");
         assert!(lines[2].contains("get hits 75.0%"), "{all}");
         assert!(lines[2].contains("evictions 20 (10/s)"), "{all}");
         assert!(lines[2].contains("memory 1.0 MiB / 64.0 MiB (2%)"), "{all}");
 
-        // Inner width 98: 3 + 9 + 6 and 6 spaces leave 18 per figure: 6
-        // for the number, a space, 11 cells of bar.
-        let full = 11 * 8;
+        // Inner width 98: 3 + 9 + 11 and 6 spaces leave 17 per figure: 6
+        // for the number, a space, 10 cells of bar.
+        let full = 10 * 8;
         let of = |share: f64| (share * full as f64).round() as usize;
         let dispatch = row(&lines, 0);
         assert!(dispatch.contains("dispatch"), "{all}");
         let words: Vec<&str> = dispatch.trim_matches('│').split_whitespace().collect();
-        assert_eq!(&words[..4], ["0", "dispatch", "8", "0"], "{all}");
+        assert_eq!(&words[..4], ["0", "dispatch", "11", "0"], "{all}");
+        let heading = &lines[lines.iter().position(|l| l.contains("req/s")).unwrap()];
+        assert!(heading.contains("role      total conns req/s"), "{all}");
         // No requests, half busy, all the reading, no writing.
         assert_eq!(bars(&dispatch), [of(0.5), full], "{all}");
         assert!(dispatch.contains(" 50.0 ") && dispatch.contains(" 100k "));
@@ -397,15 +398,21 @@ mod tests {
         let narrow = screen(&watch, 60, 16).join("");
         assert!(narrow.contains("only kvserve does"), "{narrow}");
 
+        let refused = || Err("Connection refused (os error 111)".into());
         let mut lost = watched_worker_pool();
-        lost.record(Err("Connection refused (os error 111)".into()));
+        lost.record(refused());
+        let mut never = Watch::new("127.0.0.1:1", Duration::from_secs(1));
+        never.record(refused());
+        for (watch, said, unsaid) in [
+            (&lost, "server lost", "cannot connect"),
+            (&never, "cannot connect", "server lost"),
+        ] {
+            let shown = text(watch);
+            let line = format!("{said}: Connection refused (os error 111); retrying every 1 s");
+            assert!(shown.contains(&line), "{shown}");
+            assert!(!shown.contains(unsaid), "{shown}");
+        }
         let shown = text(&lost);
-        assert!(
-            shown.contains(
-                "server lost: Connection refused (os error 111); retrying every 1 s (try 1"
-            ),
-            "{shown}"
-        );
         assert!(shown.contains("dispatch"), "the last rows stay: {shown}");
 
         // Too small for anything: drawn without a panic.

@@ -53,7 +53,8 @@ pub struct Rates {
 pub struct ThreadRate {
     pub thread: usize,
     pub role: String,
-    /// Connections the thread has taken since the server started.
+    /// Connections the thread has taken on since the server started
+    /// (accepted, or handed to it), not those open now.
     pub connections: u64,
     pub requests_per_s: f64,
     /// Share of the wall time the thread was busy (`busy_us`), in percent.
@@ -168,6 +169,12 @@ impl Watch {
         self.lost.as_ref()
     }
 
+    /// Whether a reading ever succeeded: failing readings of a server never
+    /// reached say it cannot be reached, not that it was lost.
+    pub fn connected(&self) -> bool {
+        self.latest.is_some()
+    }
+
     /// Total ops/s of each refresh in the last minute, oldest first.
     pub fn history(&self) -> impl ExactSizeIterator<Item = f64> + '_ {
         self.history.iter().map(|&(_, ops)| ops)
@@ -193,7 +200,8 @@ pub(crate) mod tests {
     /// serves twice what worker 2 does. `k` scales the counters.
     pub fn worker_pool(base: Instant, secs: f64, k: u64) -> Snapshot {
         let general = format!(
-            "STAT pid 42\r\nSTAT uptime {}\r\nSTAT curr_connections 8\r\nSTAT cmd_get {}\r\n\
+            "STAT pid 42\r\nSTAT uptime {}\r\nSTAT curr_connections 8\r\n\
+             STAT total_connections 11\r\nSTAT cmd_get {}\r\n\
              STAT cmd_set {}\r\nSTAT get_hits {}\r\nSTAT get_misses {}\r\nSTAT evictions {}\r\n\
              STAT bytes 1048576\r\nSTAT limit_maxbytes 67108864\r\nSTAT threads 2\r\n\
              STAT pattern worker-pool\r\nSTAT version 1.6.18-kvserve-0.1.0\r\nEND\r\n",
@@ -205,7 +213,7 @@ pub(crate) mod tests {
             10 * k,
         );
         let threads = format!(
-            "STAT 0:role dispatch\r\nSTAT 0:connections 8\r\nSTAT 0:requests 0\r\n\
+            "STAT 0:role dispatch\r\nSTAT 0:connections 11\r\nSTAT 0:requests 0\r\n\
              STAT 0:bytes_read {}\r\nSTAT 0:bytes_written 0\r\nSTAT 0:busy_us {}\r\n\
              STAT 1:role worker\r\nSTAT 1:connections 0\r\nSTAT 1:requests {}\r\n\
              STAT 1:bytes_read 0\r\nSTAT 1:bytes_written {}\r\nSTAT 1:busy_us {}\r\n\
@@ -241,7 +249,7 @@ pub(crate) mod tests {
         assert_eq!(rates.evictions_per_s, 10.0);
         let t = rates.threads.as_ref().unwrap();
         assert_eq!(t.len(), 3);
-        assert_eq!((t[0].role.as_str(), t[0].connections), ("dispatch", 8));
+        assert_eq!((t[0].role.as_str(), t[0].connections), ("dispatch", 11));
         assert_eq!(t[0].requests_per_s, 0.0);
         assert_eq!(t[0].read_per_s, 100_000.0);
         assert!((t[0].busy_percent - 50.0).abs() < 1e-9);
@@ -249,6 +257,18 @@ pub(crate) mod tests {
         assert!((t[1].busy_percent - 40.0).abs() < 1e-9);
         assert_eq!(t[2].written_per_s, 20_000.0);
         assert_eq!(watch.history().collect::<Vec<_>>(), [3000.0]);
+    }
+
+    #[test]
+    fn connected_once_a_reading_succeeds_and_after_a_loss_still() {
+        let mut watch = Watch::new("s", Duration::from_secs(1));
+        assert!(!watch.connected());
+        watch.record(Err("connection refused".into()));
+        assert!(!watch.connected() && watch.lost().is_some());
+        watch.record(Ok(worker_pool(Instant::now(), 0.0, 1)));
+        assert!(watch.connected());
+        watch.record(Err("connection refused".into()));
+        assert!(watch.connected() && watch.lost().is_some());
     }
 
     #[test]

@@ -2,21 +2,29 @@
 //! compares threading disciplines (ZygOS, Shinjuku; mutilate, lancet).
 //!
 //! It starts every pattern with the same service-time model (`--work`),
-//! then, load by load from low to high, sends open-loop Poisson arrivals
-//! spread over many connections to each server in turn (interleaved, so
-//! drift on a shared machine hits them alike), with latency counted from
-//! each request's intended send time. A server's sweep stops once it
-//! saturates. Beside every measured point stands the queueing model of the
-//! pattern's discipline, fed the same arrivals and the service time the
-//! server actually spent; per server, the highest load whose p99 meets the
-//! objective, measured and modelled.
+//! then, in several rounds, load by load from low to high, sends open-loop
+//! Poisson arrivals spread over many connections to each server in turn
+//! (interleaved, so drift on a shared machine hits them alike), with
+//! latency counted from each request's intended send time. A server's
+//! round stops once it saturates. A noise meter watches the machine
+//! meanwhile; a measurement it calls disturbed is taken again, and a point
+//! most of whose rounds stayed disturbed does not decide anything. Beside
+//! every point stands the queueing model of the pattern's discipline, fed
+//! the same arrivals and the service time the server actually spent; per
+//! server, the highest load whose p99 meets the objective, with its
+//! interval, measured and modelled; and a verdict.
+//!
+//! - [`subject`]: a server under the sweep and its model.
+//! - [`schedule`]: the rounds, and measuring one point.
+
+mod schedule;
+mod subject;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use kvserve::engine::work::{ServiceDist, WorkModel};
-use kvserve::server::batch::SLICE;
+use kvserve::engine::work::WorkModel;
 use serde::Serialize;
 
 use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};
@@ -24,12 +32,15 @@ use super::run::resolve;
 use crate::cli::SweepArgs;
 use crate::load::driver::{self, Options};
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
-use crate::measure::cpus::Affinity;
-use crate::measure::stats::{self, ServerInfo, WorkDone};
-use crate::model::{self, Discipline, Scenario};
-use crate::report::sweep::{self as sweep_report, SweepPoint, SweepSummary};
+use crate::measure::cpus::{Affinity, CpuList};
+use crate::measure::noise::{Limits, NoiseMeter, HICCUP_INTERVAL, OTHER_CPU_LIMIT};
+use crate::measure::stats::{self, WorkDone};
+use crate::model::{self, Discipline};
+use crate::report::sweep::{self as sweep_report, fit, SweepPoint, SweepSummary};
 use crate::report::{self, latency, progress_bar};
-use crate::servers::{self, ServerProc};
+use crate::servers;
+use schedule::Sweeper;
+use subject::{Service, Subject};
 
 /// Loads in percent of capacity when `--loads` and `--rates` are not given.
 const DEFAULT_LOADS: [f64; 10] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
@@ -38,97 +49,9 @@ const KEYS: u64 = 1000;
 /// Requests one connection may have in flight; more that fall due wait in
 /// the client (and count as unsent at the end): the server is saturated.
 const MAX_IN_FLIGHT: usize = 64;
-/// Below this share of the offered load achieved, a server is saturated.
-const SATURATED_BELOW: f64 = 0.9;
-/// The model uses the service time actually spent when it differs from
-/// the asked one by more than this share.
-const SERVICE_TOLERANCE: f64 = 0.05;
-
-/// A server under the sweep.
-struct Subject {
-    label: String,
-    addr: SocketAddr,
-    /// The process, when the sweep started it (stopped at the end).
-    process: Option<ServerProc>,
-    info: ServerInfo,
-    /// Work done up to the start of the sweep (after the prefill).
-    work_at_start: WorkDone,
-    /// Still below saturation: measured at the next load.
-    active: bool,
-}
-
-impl Subject {
-    /// The queueing discipline of the server's pattern, if it is kvserve.
-    fn discipline(&self) -> Option<Discipline> {
-        let k = self.info.threads.unwrap_or(1).max(1);
-        match self.info.pattern.as_deref()? {
-            "basic" => Some(Discipline::Single),
-            "multi-reader" => Some(Discipline::Partitioned { servers: k }),
-            "worker-pool" => Some(Discipline::Central { servers: k }),
-            // Ideal stealing: no reader idles while a batch waits anywhere,
-            // which is the central queue (with the same slice); real
-            // stealing approaches it from above.
-            "work-stealing" => Some(Discipline::Central { servers: k }),
-            _ => None,
-        }
-    }
-
-    /// The model's scenario at `rate`, with `service` as the service time.
-    fn scenario(&self, args: &SweepArgs, rate: f64, service: Service) -> Option<Scenario> {
-        let discipline = self.discipline()?;
-        Some(Scenario {
-            discipline,
-            connections: args.connections as usize,
-            rate,
-            duration: Duration::from_secs_f64(args.duration),
-            service: service.dist,
-            overhead: service.overhead,
-            batch_limit: self.info.reqs_per_event.unwrap_or(20),
-            slice: matches!(discipline, Discipline::Central { .. }).then_some(SLICE),
-            seed: args.seed,
-        })
-    }
-}
-
-/// The service time the model is fed: the asked distribution, plus the
-/// mean time the server spent beyond it per request when that is more than
-/// [`SERVICE_TOLERANCE`] of the asked mean (a sleep wakes late by a roughly
-/// constant timer latency, so the excess is added, not scaled).
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Service {
-    dist: ServiceDist,
-    overhead: Duration,
-}
-
-impl Service {
-    fn of(dist: ServiceDist, done: WorkDone) -> Service {
-        let overhead = if done.requests > 0 && done.asked_us > 0 {
-            let excess = done.spent_us as f64 / done.asked_us as f64 - 1.0;
-            if excess.abs() > SERVICE_TOLERANCE {
-                let per_request =
-                    (done.spent_us as f64 - done.asked_us as f64) / done.requests as f64;
-                Duration::from_secs_f64(per_request.max(0.0) * 1e-6)
-            } else {
-                Duration::ZERO
-            }
-        } else {
-            Duration::ZERO
-        };
-        Service { dist, overhead }
-    }
-
-    fn mean(&self) -> Duration {
-        self.dist.mean() + self.overhead
-    }
-
-    fn describe(&self) -> String {
-        if self.overhead.is_zero() {
-            self.dist.to_string()
-        } else {
-            format!("{} + {:.1}us", self.dist, self.overhead.as_secs_f64() * 1e6)
-        }
-    }
-}
+/// A measured mean service time this far above the asked one moves the
+/// capacity the loads are shares of: the sweep says so.
+const SERVICE_OVERRUN_WARNING: f64 = 0.25;
 
 /// Everything `kvbench sweep --json` prints.
 #[derive(Serialize)]
@@ -137,6 +60,7 @@ struct SweepReport<'a> {
     threads: usize,
     connections: u32,
     duration_s: f64,
+    rounds: u32,
     /// threads / mean asked service time, req/s (what loads are shares of).
     capacity: Option<f64>,
     slo_us: f64,
@@ -145,8 +69,14 @@ struct SweepReport<'a> {
     server_cpus: Option<String>,
     client_threads: Option<usize>,
     spin_us: Option<u64>,
+    /// The CPUs the noise meter watched, and its rule.
+    noise_cpus: String,
+    hiccup_limit_us: f64,
+    late_limit_us: f64,
+    other_cpu_limit: f64,
     points: &'a [SweepPoint],
     summary: &'a [SweepSummary],
+    verdict: &'a str,
     notes: &'a [String],
 }
 
@@ -168,11 +98,11 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let placement = match (&args.servers.client_cpus, &args.servers.server_cpus) {
         (Some(c), Some(s)) => format!(", client on CPU {c}, servers on {s}"),
         (Some(c), None) => format!(", client on CPU {c}"),
-        (None, Some(s)) => format!(", servers on CPU {s}"),
+        (None, Some(s)) => format!(", servers on {s}"),
         (None, None) => String::new(),
     };
     let title = format!(
-        "kvbench sweep: {}{}, {} connections, {:.1} s per point{placement}",
+        "kvbench sweep: {}{}, {} connections, {:.1} s per point, {} round{}{placement}",
         setup.work.map_or_else(
             || "server's own work".to_string(),
             |w| format!("--work {w}")
@@ -183,7 +113,22 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             String::new()
         },
         args.connections,
-        args.duration
+        args.duration,
+        args.rounds,
+        if args.rounds == 1 { "" } else { "s" }
+    );
+    let objective = format!("p99 <= {}", report::chart_time(setup.slo_us));
+    let baseline = if summary.iter().any(|s| s.server == "multi-reader") {
+        "multi-reader".to_string()
+    } else {
+        summary.first().map_or(String::new(), |s| s.server.clone())
+    };
+    let verdict = sweep_report::verdict::render(
+        &summary,
+        &points,
+        &baseline,
+        &objective,
+        args.rounds as usize,
     );
     if args.json {
         let out = SweepReport {
@@ -191,6 +136,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             threads: setup.threads,
             connections: args.connections,
             duration_s: args.duration,
+            rounds: args.rounds,
             capacity: setup.capacity,
             slo_us: setup.slo_us,
             seed: args.seed,
@@ -198,29 +144,43 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             server_cpus: args.servers.server_cpus.as_ref().map(ToString::to_string),
             client_threads: args.servers.client_threads,
             spin_us: args.spin_us,
+            noise_cpus: setup.noise_cpus.to_string(),
+            hiccup_limit_us: setup.limits.hiccup_p99_us,
+            late_limit_us: setup.limits.late_p99_us,
+            other_cpu_limit: setup.limits.other_cpu,
             points: &points,
             summary: &summary,
+            verdict: &verdict,
             notes: &notes,
         };
         report::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
-        println!("{title}");
+        let mut text = format!("{title}\n");
         if let Some(c) = setup.capacity {
-            println!(
-                "capacity {c:.0} req/s (threads / mean asked service time); SLO p99 <= {} µs; model: the pattern's queueing discipline, zero overhead, fed the same arrivals",
-                report::us(setup.slo_us)
+            text += &format!(
+                "capacity {c:.0} req/s (threads / mean asked service time); SLO {objective}; model: the pattern's queueing discipline, zero overhead, fed the same arrivals\n"
             );
         } else {
-            println!("SLO p99 <= {} µs", report::us(setup.slo_us));
+            text += &format!("SLO {objective}\n");
         }
-        println!();
-        print!(
-            "{}",
-            sweep_report::render(&points, &summary, setup.capacity)
+        text += &format!(
+            "noise: a thread on each of CPUs {} wakes every {} ms and records how late; a measurement is disturbed when that lateness (p99) or the client's exceeds {} µs (a quarter of the SLO), or other work takes over {:.0}% of those CPUs; it is taken again up to {} time{}\n\n",
+            setup.noise_cpus,
+            HICCUP_INTERVAL.as_millis(),
+            report::us(setup.limits.hiccup_p99_us),
+            100.0 * OTHER_CPU_LIMIT,
+            args.retries,
+            if args.retries == 1 { "" } else { "s" }
         );
+        text += &sweep_report::table::render_points(&points);
+        text += "\n";
+        text += &sweep_report::table::render_summary(&summary, setup.capacity);
+        text += "\n";
+        text += &verdict;
         for n in &notes {
-            println!("note: {n}");
+            text += &format!("note: {n}\n");
         }
+        report::print_stdout(&text)?;
     }
     if !args.no_svg && !points.is_empty() {
         latency::write_svg(&args.svg, &title, &points, setup.slo_us, setup.capacity)
@@ -255,12 +215,15 @@ fn placed(args: &SweepArgs) -> Result<SweepArgs> {
     Ok(args)
 }
 
-/// What the loads and the objective were derived from.
+/// What the loads and the objective were derived from, and how noise was
+/// judged.
 struct Setup {
     work: Option<WorkModel>,
     threads: usize,
     capacity: Option<f64>,
     slo_us: f64,
+    noise_cpus: CpuList,
+    limits: Limits,
 }
 
 /// The servers: every `--patterns` kvserve with `--work`, or `--server`.
@@ -282,7 +245,7 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
             process: None,
             info,
             work_at_start: WorkDone::default(),
-            active: true,
+            loads: Vec::new(),
         });
         return Ok(out);
     }
@@ -307,7 +270,7 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
             process: Some(process),
             info,
             work_at_start: WorkDone::default(),
-            active: true,
+            loads: Vec::new(),
         });
     }
     Ok(out)
@@ -334,7 +297,29 @@ fn plan(args: &SweepArgs, rate: f64, warmup: bool) -> Plan {
     }
 }
 
-/// Measures every load on every subject, interleaved, and summarises.
+/// The loads every server is measured at: (req/s, % of capacity).
+fn loads(args: &SweepArgs, capacity: Option<f64>) -> Result<Vec<(f64, Option<f64>)>> {
+    if !args.rates.is_empty() {
+        let mut r = args.rates.clone();
+        r.sort_by(f64::total_cmp);
+        return Ok(r
+            .iter()
+            .map(|&rate| (rate, capacity.map(|c| 100.0 * rate / c)))
+            .collect());
+    }
+    let Some(c) = capacity else {
+        bail!("the server reports no work model, so loads in % of capacity mean nothing: give --rates");
+    };
+    let mut loads = if args.loads.is_empty() {
+        DEFAULT_LOADS.to_vec()
+    } else {
+        args.loads.clone()
+    };
+    loads.sort_by(f64::total_cmp);
+    Ok(loads.iter().map(|&l| (c * l / 100.0, Some(l))).collect())
+}
+
+/// Measures every load on every subject, round by round, and summarises.
 fn measure_all(
     args: &SweepArgs,
     subjects: &mut [Subject],
@@ -357,27 +342,29 @@ fn measure_all(
         (None, Some(m)) => args.slo_factor * m.as_secs_f64() * 1e6,
         (None, None) => bail!("no work model to derive the SLO from: give --slo-us"),
     };
-    let rates: Vec<(f64, Option<f64>)> = if !args.rates.is_empty() {
-        let mut r = args.rates.clone();
-        r.sort_by(f64::total_cmp);
-        r.iter()
-            .map(|&rate| (rate, capacity.map(|c| 100.0 * rate / c)))
-            .collect()
-    } else {
-        let Some(c) = capacity else {
-            bail!("the server reports no work model, so loads in % of capacity mean nothing: give --rates");
-        };
-        let mut loads = if args.loads.is_empty() {
-            DEFAULT_LOADS.to_vec()
-        } else {
-            args.loads.clone()
-        };
-        loads.sort_by(f64::total_cmp);
-        loads.iter().map(|&l| (c * l / 100.0, Some(l))).collect()
-    };
+    let grid = loads(args, capacity)?;
+    for s in subjects.iter_mut() {
+        s.loads = grid.clone();
+    }
+
+    // The noise meter watches every CPU the client and the servers use;
+    // the CPU time of servers kvbench did not start is not its own.
+    let all_cpus = Affinity::current()
+        .context("reading kvbench's CPU affinity")?
+        .list();
+    let client_cpus = args.servers.client_cpus.clone().unwrap_or(all_cpus.clone());
+    let server_cpus = args.servers.server_cpus.clone().unwrap_or(all_cpus);
+    let noise_cpus = client_cpus.union(&server_cpus);
+    let started: Option<Vec<u32>> = subjects.iter().map(Subject::pid).collect();
+    if started.is_none() {
+        notes.push("the server was not started by kvbench: other processes' share of the CPUs cannot be told from its own, and is not judged".into());
+    }
+    let meter = NoiseMeter::start(&noise_cpus)?;
+    let limits = Limits::for_slo(slo_us);
 
     let bar = progress_bar(args.quiet, "sweep");
-    bar.set_length((rates.len() * subjects.len()) as u64);
+    let planned = grid.len() * subjects.len() * args.rounds as usize;
+    bar.set_length(planned as u64);
     let quiet = indicatif::ProgressBar::hidden();
     for s in subjects.iter_mut() {
         bar.set_message(format!("{}: prefilling {KEYS} keys", s.label));
@@ -394,36 +381,54 @@ fn measure_all(
         s.work_at_start = stats::work_done(s.addr, RUN_TIMEOUT).unwrap_or_default();
     }
 
-    let mut points = Vec::new();
-    for &(rate, load_pct) in &rates {
-        for s in subjects.iter_mut().filter(|s| s.active) {
-            bar.set_message(format!(
-                "{} at {}",
-                s.label,
-                load_pct.map_or(format!("{rate:.0} req/s"), |l| format!(
-                    "{l:.0}% ({rate:.0} req/s)"
-                ))
-            ));
-            let point = measure_point(args, s, rate, load_pct, work, notes)?;
-            if point.saturated {
-                s.active = false;
-            }
-            points.push(point);
-            bar.inc(1);
-        }
-        // Servers that stopped early skip their remaining points.
-        bar.set_length(
-            bar.position()
-                + (rates.len() as u64).saturating_sub(1)
-                    * subjects.iter().filter(|s| s.active).count() as u64,
-        );
-    }
+    let mut sweeper = Sweeper {
+        args,
+        meter: &meter,
+        servers: started,
+        limits,
+        slo_us,
+        server_cpus: server_cpus.cpus().len().max(1),
+        bar: &bar,
+        retries_left: (planned as u32 / 4).max(4),
+        started: std::time::Instant::now(),
+        measured: Vec::new(),
+    };
+    sweeper.run(subjects)?;
     bar.finish_and_clear();
+    if sweeper.retries_left == 0 {
+        notes.push(format!(
+            "the budget of measurements taken again ({}) ran out: later disturbed ones stand as measured",
+            (planned / 4).max(4)
+        ));
+    }
+
+    let mut points = Vec::new();
+    // A load only rounds implied (each stopped below it) was never measured.
+    for m in sweeper
+        .measured
+        .into_iter()
+        .filter(|m| m.samples.iter().any(|x| !x.implied))
+    {
+        let s = &subjects[m.subject];
+        if let Some(e) = m.samples.iter().find_map(|x| x.first_error.as_ref()) {
+            notes.push(format!("{} at {:.0} req/s: {e}", s.label, m.rate));
+        }
+        let mut point = SweepPoint::of(&s.label, m.load_pct, m.rate, m.samples);
+        point.model_p99_us = work.and_then(|w| {
+            let scenario = s.scenario(args, m.rate, Service::of(w.dist, m.work))?;
+            Some(model::simulate(&scenario).p99_us)
+        });
+        points.push(point);
+    }
+    // Grouped by server, in the order they were started, each by load.
+    points.sort_by(|a, b| {
+        let at = |p: &SweepPoint| subjects.iter().position(|s| s.label == p.server);
+        at(a).cmp(&at(b)).then(a.offered.total_cmp(&b.offered))
+    });
 
     let mut summary = Vec::new();
     for s in subjects.iter() {
         let mine: Vec<&SweepPoint> = points.iter().filter(|p| p.server == s.label).collect();
-        let (max_load, bound) = sweep_report::max_load_at_slo(&mine, slo_us);
         let done = stats::work_done(s.addr, RUN_TIMEOUT)
             .unwrap_or_default()
             .since(s.work_at_start);
@@ -441,15 +446,29 @@ fn measure_all(
                 ceiling,
             ))
         });
+        let spent = done.mean_spent().map(|d| d.as_secs_f64() * 1e6);
+        if let (Some(spent), Some(m)) = (spent, mean) {
+            let asked = m.as_secs_f64() * 1e6;
+            if spent > asked * (1.0 + SERVICE_OVERRUN_WARNING) {
+                notes.push(format!(
+                    "{}: the measured service time, {} µs, overruns the asked {} µs by {:.0}%: the servers' real capacity is below the capacity line, and the model is fed the measured time",
+                    s.label,
+                    report::us(spent),
+                    report::us(asked),
+                    100.0 * (spent / asked - 1.0)
+                ));
+            }
+        }
         summary.push(SweepSummary {
             server: s.label.clone(),
-            max_load_at_slo: max_load,
-            bound,
+            max_load: fit::max_load(&mine, slo_us),
             model_max_load_at_slo: model_max,
-            service_us: done.mean_spent().map(|d| d.as_secs_f64() * 1e6),
+            service_us: spent,
             model_service: service
                 .filter(|_| s.discipline().is_some())
                 .map(|s| s.describe()),
+            points: mine.len(),
+            points_counted: mine.iter().filter(|p| p.counts).count(),
         });
     }
     Ok((
@@ -460,6 +479,8 @@ fn measure_all(
             threads,
             capacity,
             slo_us,
+            noise_cpus,
+            limits,
         },
     ))
 }
@@ -472,80 +493,5 @@ fn options(args: &SweepArgs, addr: SocketAddr, plan: &Plan) -> Options {
         timeout: RUN_TIMEOUT,
         spin: Duration::from_micros(args.spin_us.unwrap_or(0)),
         seed: args.seed,
-    }
-}
-
-/// One server at one load: the measured run, the work the server spent on
-/// it, and the model at the same load fed that service time.
-fn measure_point(
-    args: &SweepArgs,
-    s: &Subject,
-    rate: f64,
-    load_pct: Option<f64>,
-    work: Option<WorkModel>,
-    notes: &mut Vec<String>,
-) -> Result<SweepPoint> {
-    let plan = plan(args, rate, false);
-    let opts = options(args, s.addr, &plan);
-    let before = stats::work_done(s.addr, RUN_TIMEOUT).unwrap_or_default();
-    let result = driver::measure(&plan, &opts, &indicatif::ProgressBar::hidden())?;
-    let done = stats::work_done(s.addr, RUN_TIMEOUT)
-        .unwrap_or_default()
-        .since(before);
-    let report = report::run_report(&plan, &opts, &driver::WarmupResult::default(), &result);
-    let total = &report.total;
-    if let Some(e) = &total.first_error {
-        notes.push(format!("{} at {rate:.0} req/s: {e}", s.label));
-    }
-    let model_p99_us = work.and_then(|w| {
-        let scenario = s.scenario(args, rate, Service::of(w.dist, done))?;
-        Some(model::simulate(&scenario).p99_us)
-    });
-    let achieved = total.ops_per_sec;
-    Ok(SweepPoint {
-        server: s.label.clone(),
-        load_pct,
-        offered: rate,
-        achieved,
-        p50_us: total.latency_us.p50,
-        p99_us: total.latency_us.p99,
-        p999_us: total.latency_us.p999,
-        model_p99_us,
-        service_us: done.mean_spent().map(|d| d.as_secs_f64() * 1e6),
-        requests: total.requests,
-        errors: total.errors,
-        unsent: total.unsent,
-        saturated: achieved < SATURATED_BELOW * rate || total.unsent > 0,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_model_gets_the_excess_only_past_the_tolerance() {
-        let dist = ServiceDist::Exp {
-            mean: Duration::from_micros(100),
-        };
-        let done = |asked_us, spent_us| WorkDone {
-            requests: 1000,
-            asked_us,
-            spent_us,
-        };
-        // 3% over: within tolerance, the asked distribution as it is.
-        let s = Service::of(dist, done(100_000, 103_000));
-        assert_eq!(s.overhead, Duration::ZERO);
-        assert_eq!(s.describe(), "exp:100us");
-        // 12% over: 12 µs per request added.
-        let s = Service::of(dist, done(100_000, 112_000));
-        assert_eq!(s.overhead, Duration::from_micros(12));
-        assert_eq!(s.mean(), Duration::from_micros(112));
-        assert_eq!(s.describe(), "exp:100us + 12.0us");
-        // Nothing measured: as asked.
-        assert_eq!(
-            Service::of(dist, WorkDone::default()).overhead,
-            Duration::ZERO
-        );
     }
 }
