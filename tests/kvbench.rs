@@ -345,6 +345,38 @@ fn open_loop_counts_and_schedule() {
 }
 
 #[test]
+fn waiting_for_a_saturated_server_is_latency_not_client_lateness() {
+    // One thread sleeping 2 ms per request serves 500/s; 2,000/s are
+    // offered on 2 connections of 4 slots each, so the slots fill and
+    // requests wait for replies: the latency says so, the client's own
+    // lateness (requests sent late with a slot free) does not.
+    let mut server = KvServer::start("basic", &["--threads", "1", "--work", "block:fixed:2ms"]);
+    let (r, _) = run_measured(
+        &server,
+        &[
+            "--duration",
+            "1",
+            "--connections",
+            "2",
+            "--pipeline",
+            "4",
+            "--rate",
+            "2000",
+            "--keys",
+            "10",
+        ],
+    );
+    let t = &r["total"];
+    let latency_p99 = f(&t["latency_us"], "p99");
+    let lateness_p99 = f(&t["send_lag_us"], "p99");
+    assert!(latency_p99 > 100_000.0, "the server fell behind: {r}");
+    // Under a tenth of the latency: before the waits were left out, the
+    // lateness was the latency less a few ms.
+    assert!(lateness_p99 < latency_p99 / 10.0, "{r}");
+    server.stop();
+}
+
+#[test]
 fn skewed_reports_light_and_heavy_separately() {
     let mut server = KvServer::start("worker-pool", &["--threads", "2"]);
     let (r, d) = run_measured(

@@ -58,7 +58,8 @@ pub struct GroupStats {
     /// Latency of every reply, in nanoseconds.
     pub hist: Histogram<u64>,
     /// Open loop: how late each request went out after its due time, in
-    /// nanoseconds (the client's own share of the latency).
+    /// nanoseconds (the client's own share of the latency); requests that
+    /// waited for a free pipeline slot, the server's doing, are left out.
     pub send_lag: Histogram<u64>,
 }
 
@@ -463,6 +464,10 @@ struct OpenLoop {
     /// The due time this connection has in the timer heap, if any; heap
     /// entries that do not match it are stale.
     scheduled: Option<Instant>,
+    /// Every slot of the pipeline was waiting for a reply when the last
+    /// sends were made: the next requests may wait for the server, not
+    /// for the client.
+    full: bool,
 }
 
 /// The gaps between one connection's open-loop sends.
@@ -568,6 +573,7 @@ impl EventLoop {
                             },
                             next_due: Instant::now(),
                             scheduled: None,
+                            full: false,
                         }
                     });
                     slots.push(Slot {
@@ -768,15 +774,22 @@ impl EventLoop {
                 }
             }
             Some(open) => {
+                // Requests that fell due while every slot waited for a reply
+                // are late by the server's doing (the latency counts it
+                // from their due time); only the others measure the client.
+                let waited_for_a_slot = open.full;
                 while open.next_due <= now
                     && open.next_due < end
                     && slot.conn.inflight.len() < depth
                 {
-                    let lag = now.duration_since(open.next_due);
-                    lags.saturating_record(u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX));
+                    if !waited_for_a_slot {
+                        let lag = now.duration_since(open.next_due);
+                        lags.saturating_record(u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX));
+                    }
                     slot.conn.send(open.next_due);
                     open.next_due += open.gaps.next();
                 }
+                open.full = slot.conn.inflight.len() >= depth;
                 if open.next_due < end
                     && slot.conn.inflight.len() < depth
                     && open.scheduled != Some(open.next_due)
