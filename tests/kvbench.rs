@@ -1061,7 +1061,10 @@ fn sweep_measures_each_pattern_beside_its_model() {
             // A miss caps it, wherever the fit puts the crossing.
             assert!(f(max, "estimate") <= 400.0, "{s}");
         }
-        assert!(f(max, "low") <= f(max, "estimate") && f(max, "estimate") <= f(max, "high"));
+        // The interval holds the estimate; its top is open (null) when a
+        // disturbed point above the last counted one leaves it unknown.
+        let high = max["high"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(f(max, "low") <= f(max, "estimate") && f(max, "estimate") <= high);
         // basic is one server (1000 req/s at most), worker-pool two.
         let model = f(s, "model_max_load_at_slo");
         let ceiling = if s["server"] == "basic" {
@@ -1082,21 +1085,33 @@ fn sweep_stops_a_pattern_once_it_saturates() {
     assert_eq!(u(&report, "spin_us"), 0, "{report}");
     let points = report["points"].as_array().unwrap();
     let basic: Vec<&Value> = points.iter().filter(|p| p["server"] == "basic").collect();
-    assert_eq!(
-        basic.len(),
-        1,
-        "basic stops after saturating at 60%: {report}"
-    );
-    assert!(basic[0]["saturated"].as_bool().unwrap(), "{report}");
+    let loads: Vec<f64> = basic.iter().map(|p| f(p, "load_pct")).collect();
+    let at_60 = basic.last().unwrap();
+    // Missing the objective at the lowest load, basic got lower ones
+    // (halving: 30%, maybe 15% and 7.5%) and, after the first round, the
+    // load half way across its crossing; unless the noise disturbed that
+    // first miss (tests run side by side), which then proves nothing.
+    let first_miss = &at_60["samples"][0];
+    assert_eq!(u(first_miss, "round"), 1, "{report}");
+    if first_miss["disturbed"].is_null() {
+        assert!(loads.contains(&30.0), "{loads:?} {report}");
+    }
+    // Never a load above the one it saturated at.
+    assert_eq!(loads.last(), Some(&60.0), "{report}");
+    assert!(at_60["saturated"].as_bool().unwrap(), "{report}");
     // Saturated: its p99 is unbounded (null in JSON), whatever was measured.
-    assert!(basic[0]["p99_us"].is_null(), "{report}");
+    assert!(at_60["p99_us"].is_null(), "{report}");
     let pool: Vec<&Value> = points
         .iter()
         .filter(|p| p["server"] == "worker-pool")
         .collect();
-    assert_eq!(pool.len(), 2, "{report}");
+    let top = pool.last().unwrap();
+    assert_eq!(f(top, "load_pct"), 150.0, "{report}");
+    assert!(top["saturated"].as_bool().unwrap(), "{report}");
     assert!(!pool[0]["saturated"].as_bool().unwrap(), "{report}");
-    assert!(pool[1]["saturated"].as_bool().unwrap(), "{report}");
+    // basic's max load lies below the load it saturated at.
+    let max = &report["summary"][0]["max_load"];
+    assert!(f(max, "estimate") < 600.0, "{report}");
 }
 
 #[test]

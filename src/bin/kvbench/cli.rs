@@ -169,6 +169,7 @@ pub struct SweepArgs {
     pub duration: f64,
     /// Rounds: every server is measured at every load once per round, the
     /// rounds one after the other; a point's p99 is the median over them.
+    /// Points whose rounds disagree about the objective get two more.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,
     /// How many times a measurement the machine's noise disturbed is

@@ -8,7 +8,10 @@
 //! that round. A measurement the noise meter calls disturbed is taken
 //! again at once (a bounded number of times). A server that misses the
 //! objective at the lowest load in the first round gets lower loads,
-//! halving, so that its highest load at the objective is bracketed.
+//! halving, so that its highest load at the objective is bracketed; after
+//! the first round every server gets the load half way across its
+//! crossing of the objective; and after the last, the points whose rounds
+//! disagree about the objective get two rounds more.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,7 @@ use crate::measure::noise::{Limits, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
 use crate::measure::stats::{self, WorkDone};
 use crate::report;
-use crate::report::sweep::Sample;
+use crate::report::sweep::{standing, Sample};
 
 /// A server is saturated when its replies take more than the run's
 /// duration divided by this to come back (its last reply more than 11%
@@ -35,6 +38,10 @@ use crate::report::sweep::Sample;
 const SATURATED_BELOW: f64 = 0.9;
 /// How far below the lowest load a server that misses it is taken.
 const LOWEST_DIVISOR: f64 = 8.0;
+/// Neighbouring loads closer than this ratio are not split further.
+const MIN_REFINE_STEP: f64 = 1.15;
+/// More rounds for the points whose rounds disagree about the objective.
+const EXTRA_ROUNDS: usize = 2;
 /// Waited before measuring a disturbed point again: a short stall passes.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
@@ -90,8 +97,93 @@ impl Sweeper<'_> {
                     }
                 }
             }
+            if round == 1 {
+                self.refine(subjects)?;
+            }
+        }
+        self.settle(subjects)
+    }
+
+    /// After the first round, the load half way between each server's
+    /// last that met the objective and its first that missed, measured
+    /// now and in every round after: where a server crosses the objective
+    /// the grid is twice as fine, and the crossing is interpolated over
+    /// half the distance.
+    fn refine(&mut self, subjects: &mut [Subject]) -> Result<()> {
+        for (i, s) in subjects.iter_mut().enumerate() {
+            let Some((below, above)) = self.bracket(i, s, |samples| {
+                samples.iter().rev().find(|x| x.round == 1).cloned()
+            }) else {
+                continue;
+            };
+            if above.0 < below.0 * MIN_REFINE_STEP {
+                continue;
+            }
+            let mid = (
+                (below.0 + above.0) / 2.0,
+                below.1.zip(above.1).map(|(a, b)| (a + b) / 2.0),
+            );
+            let at = s.loads.partition_point(|l| l.0 < mid.0);
+            s.loads.insert(at, mid);
+            self.bar.inc_length(self.args.rounds as u64);
+            self.measure_with_retries(i, s, mid.0, mid.1, 1)?;
         }
         Ok(())
+    }
+
+    /// After the rounds, the points whose rounds disagree about the
+    /// objective (some met it, some missed) are measured in
+    /// [`EXTRA_ROUNDS`] more, interleaved as the others: those are the
+    /// points the max load is read from, and a median of five moves less
+    /// than one of three.
+    fn settle(&mut self, subjects: &mut [Subject]) -> Result<()> {
+        let slo_us = self.slo_us;
+        let mut undecided: Vec<(usize, f64, Option<f64>)> = Vec::new();
+        for m in &self.measured {
+            let finals = standing(&m.samples);
+            let p99s: Vec<f64> = finals
+                .iter()
+                .filter(|x| x.disturbed.is_none())
+                .map(|x| x.effective_p99())
+                .collect();
+            let met = p99s.iter().any(|&v| v <= slo_us);
+            let missed = p99s.iter().any(|&v| v > slo_us);
+            if met && missed {
+                undecided.push((m.subject, m.rate, m.load_pct));
+            }
+        }
+        undecided.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        self.bar.inc_length((undecided.len() * EXTRA_ROUNDS) as u64);
+        let rounds = self.args.rounds as usize;
+        for round in rounds + 1..=rounds + EXTRA_ROUNDS {
+            for &(i, rate, pct) in &undecided {
+                self.measure_with_retries(i, &subjects[i], rate, pct, round)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The loads around server `i`'s first miss of the objective, judged
+    /// by the sample `pick` chooses of each load's samples.
+    fn bracket(
+        &self,
+        i: usize,
+        s: &Subject,
+        pick: impl Fn(&[Sample]) -> Option<Sample>,
+    ) -> Option<((f64, Option<f64>), (f64, Option<f64>))> {
+        let mut previous = None;
+        for &load in &s.loads {
+            let m = self
+                .measured
+                .iter()
+                .find(|m| m.subject == i && m.rate == load.0)?;
+            let sample = pick(&m.samples)?;
+            if self.misses(&sample) {
+                return previous.map(|p| (p, load));
+            }
+            previous = Some(load);
+        }
+        None
     }
 
     /// Below a lowest load that missed the objective undisturbed, the

@@ -23,7 +23,8 @@ pub use fit::{Bound, MaxLoad};
 /// One measurement of one server at one load, in one round.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Sample {
-    /// The round, from 1.
+    /// The round, from 1 (past `--rounds`: the extra rounds of a point
+    /// whose rounds disagreed about the objective).
     pub round: usize,
     /// 1 for the first measurement; more when it was taken again.
     pub attempt: u32,
@@ -66,6 +67,19 @@ impl Sample {
             self.p99.value_us
         }
     }
+}
+
+/// The samples that stand: the last attempt of each round.
+pub fn standing(samples: &[Sample]) -> Vec<&Sample> {
+    let mut out: Vec<&Sample> = Vec::new();
+    for s in samples {
+        match out.iter_mut().find(|o| o.round == s.round) {
+            Some(o) if s.attempt > o.attempt => *o = s,
+            Some(_) => {}
+            None => out.push(s),
+        }
+    }
+    out
 }
 
 /// One server at one offered load, over its rounds.
@@ -119,14 +133,7 @@ impl SweepPoint {
     /// The point of `samples` (every attempt of every round; the last
     /// attempt of a round is the one that stands).
     pub fn of(server: &str, load_pct: Option<f64>, offered: f64, samples: Vec<Sample>) -> Self {
-        let mut last: Vec<&Sample> = Vec::new();
-        for s in &samples {
-            match last.iter_mut().find(|l| l.round == s.round) {
-                Some(l) if s.attempt > l.attempt => *l = s,
-                Some(_) => {}
-                None => last.push(s),
-            }
-        }
+        let last = standing(&samples);
         let clean: Vec<&Sample> = last
             .iter()
             .copied()

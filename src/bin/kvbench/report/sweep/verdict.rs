@@ -104,6 +104,15 @@ fn compare(a: &SweepSummary, b: &SweepSummary, objective: &str, rounds: usize) -
 /// 9-14 ms`.
 fn trailer(points: &[SweepPoint], rounds: usize) -> String {
     let mut out = format!("{rounds} round{}", if rounds == 1 { "" } else { "s" });
+    let extra: Vec<&SweepPoint> = points.iter().filter(|p| p.rounds > rounds).collect();
+    if let Some(most) = extra.iter().map(|p| p.rounds).max() {
+        out += &format!(
+            ", {} more at the {} point{} whose rounds disagreed about the objective",
+            most - rounds,
+            extra.len(),
+            if extra.len() == 1 { "" } else { "s" }
+        );
+    }
     let retried: u32 = points.iter().map(|p| p.retries).sum();
     let left_out = points.iter().filter(|p| !p.counts).count();
     if retried > 0 {
@@ -259,6 +268,23 @@ mod tests {
         assert!(
             text.starts_with("verdict: cannot tell: the machine disturbed 4 of 6 points (platform stalls of 300 µs"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn extra_rounds_are_counted_in_the_trailer() {
+        let mut points = clean_points(3);
+        points.push(SweepPoint::of(
+            "a",
+            None,
+            9000.0,
+            (1..=5)
+                .map(|r| sample(r, 900.0 + 100.0 * r as f64))
+                .collect(),
+        ));
+        assert_eq!(
+            trailer(&points, 3),
+            "3 rounds, 2 more at the 1 point whose rounds disagreed about the objective"
         );
     }
 
