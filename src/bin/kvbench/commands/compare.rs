@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{CompareArgs, ServerArgs};
 use crate::load::driver::{self, Options};
+use crate::load::warmup;
 use crate::load::workload::{self, WorkloadArgs, WorkloadName};
 use crate::measure::cpus::Affinity;
 use crate::measure::noise::{Limits, Noise, NoiseMeter};
@@ -118,7 +119,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 seed: 1,
             };
             let bar = progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
-            let warm = driver::warmup(&plan, &opts, &bar);
+            let warm = warmup::warmup(&plan, &opts, &bar);
             if warm.errors > 0 {
                 notes.push(format!(
                     "{who} / {}: warmup: {} errors; first: {}",

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::RunArgs;
 use crate::load::driver::{self, Options};
+use crate::load::warmup;
 use crate::load::workload;
 use crate::measure::cpus::Affinity;
 use crate::measure::noise::NoiseMeter;
@@ -34,7 +35,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         seed: args.workload.seed,
     };
     let bar = progress_bar(args.quiet, plan.workload.name());
-    let warm = driver::warmup(&plan, &opts, &bar);
+    let warm = warmup::warmup(&plan, &opts, &bar);
     // The server is not kvbench's: its work cannot be told from other
     // processes', so only the platform's stalls are watched.
     let meter = NoiseMeter::start(&machine.list())?;

@@ -1,7 +1,21 @@
 //! Load generation: workloads, the client connections, and the driver that
 //! runs them closed loop or open loop.
+//!
+//! - [`workload`]: the named workloads and the plan of a run.
+//! - [`arrivals`]: Poisson arrivals, seeded per connection.
+//! - [`client`]: one connection: encoding requests, non-blocking I/O.
+//! - [`reply`]: framing replies and matching them to requests.
+//! - [`warmup`]: every key set once before the run.
+//! - [`driver`]: the measured run, over [`client_thread`]s.
+//! - [`stats`]: what a group of connections did.
+//! - [`timer`]: precise wake-ups.
 
 pub mod arrivals;
 pub mod client;
+pub mod client_thread;
 pub mod driver;
+pub mod reply;
+pub mod stats;
+pub mod timer;
+pub mod warmup;
 pub mod workload;

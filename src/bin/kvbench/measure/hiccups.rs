@@ -26,6 +26,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use super::cpus::{Affinity, CpuList};
+use crate::load::timer::set_timer_slack;
 
 /// Lateness above this (10 s) is clamped.
 const MAX_NS: u64 = 10_000_000_000;
@@ -101,7 +102,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// The meter thread: on `pin`'s CPU, with the finest timer the kernel
-/// gives (slack 1 ns: the default 50 µs would be measured as lateness).
+/// gives.
 fn sleep_and_record(
     pin: Affinity,
     interval: Duration,
@@ -112,11 +113,10 @@ fn sleep_and_record(
     if pin.apply().is_err() {
         return;
     }
-    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and no
-    // pointers; sched_setscheduler and setpriority read only their
-    // arguments and affect only the calling thread (0).
+    set_timer_slack();
+    // SAFETY: sched_setscheduler and setpriority read only their arguments
+    // and affect only the calling thread (0).
     unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
         let param = libc::sched_param { sched_priority: 1 };
         if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) != 0 {
             // Without CAP_SYS_NICE: as high as the limits allow.

@@ -20,8 +20,10 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::client::ErrorKind;
-use crate::load::driver::{GroupStats, Options, RunResult, WarmupResult};
+use crate::load::driver::{Options, RunResult};
+use crate::load::reply::ErrorKind;
+use crate::load::stats::GroupStats;
+use crate::load::warmup::WarmupResult;
 use crate::load::workload::{GroupSpec, Plan};
 use crate::measure::noise::{short_time, Noise};
 

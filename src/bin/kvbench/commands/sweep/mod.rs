@@ -30,7 +30,8 @@ use serde::Serialize;
 use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};
 use super::run::resolve;
 use crate::cli::SweepArgs;
-use crate::load::driver::{self, Options};
+use crate::load::driver::Options;
+use crate::load::warmup;
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
 use crate::measure::cpus::{Affinity, CpuList};
 use crate::measure::noise::{Limits, NoiseMeter, HICCUP_INTERVAL, OTHER_CPU_LIMIT};
@@ -40,7 +41,7 @@ use crate::report::sweep::{self as sweep_report, fit, SweepPoint, SweepSummary};
 use crate::report::{self, latency, progress_bar};
 use crate::servers;
 use schedule::Sweeper;
-use subject::{Service, Subject};
+use subject::{Load, Service, Subject};
 
 /// Loads in percent of capacity when `--loads` and `--rates` are not given.
 const DEFAULT_LOADS: [f64; 10] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
@@ -298,7 +299,7 @@ fn plan(args: &SweepArgs, rate: f64, warmup: bool) -> Plan {
 }
 
 /// The loads every server is measured at: (req/s, % of capacity).
-fn loads(args: &SweepArgs, capacity: Option<f64>) -> Result<Vec<(f64, Option<f64>)>> {
+fn loads(args: &SweepArgs, capacity: Option<f64>) -> Result<Vec<Load>> {
     if !args.rates.is_empty() {
         let mut r = args.rates.clone();
         r.sort_by(f64::total_cmp);
@@ -369,7 +370,7 @@ fn measure_all(
     for s in subjects.iter_mut() {
         bar.set_message(format!("{}: prefilling {KEYS} keys", s.label));
         let plan = plan(args, 1.0, true);
-        let warm = driver::warmup(&plan, &options(args, s.addr, &plan), &quiet);
+        let warm = warmup::warmup(&plan, &options(args, s.addr, &plan), &quiet);
         if warm.errors > 0 {
             notes.push(format!(
                 "{}: prefill: {} errors; first: {}",

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::ProgressBar;
 
-use super::subject::Subject;
+use super::subject::{Load, Subject};
 use super::{options, plan};
 use crate::cli::SweepArgs;
 use crate::commands::compare::RUN_TIMEOUT;
 use crate::load::driver;
+use crate::load::stats::GroupStats;
+use crate::load::warmup::WarmupResult;
 use crate::measure::confidence::Percentile;
 use crate::measure::noise::{Limits, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
@@ -78,8 +80,7 @@ impl Sweeper<'_> {
     pub fn run(&mut self, subjects: &mut [Subject]) -> Result<()> {
         for round in 1..=self.args.rounds as usize {
             let mut active = vec![true; subjects.len()];
-            let mut loads: Vec<(f64, Option<f64>)> =
-                subjects.iter().flat_map(|s| s.loads.clone()).collect();
+            let mut loads: Vec<Load> = subjects.iter().flat_map(|s| s.loads.clone()).collect();
             loads.sort_by(|a, b| a.0.total_cmp(&b.0));
             loads.dedup_by(|a, b| a.0 == b.0);
             for (rate, pct) in loads {
@@ -170,7 +171,7 @@ impl Sweeper<'_> {
         i: usize,
         s: &Subject,
         pick: impl Fn(&[Sample]) -> Option<Sample>,
-    ) -> Option<((f64, Option<f64>), (f64, Option<f64>))> {
+    ) -> Option<(Load, Load)> {
         let mut previous = None;
         for &load in &s.loads {
             let m = self
@@ -295,7 +296,7 @@ impl Sweeper<'_> {
         let at_s = self.started.elapsed().as_secs_f64();
         let window = self.meter.begin(self.servers.clone());
         let result = driver::measure(&plan, &opts, &ProgressBar::hidden())?;
-        let mut all = driver::GroupStats::new();
+        let mut all = GroupStats::new();
         for g in &result.groups {
             all.merge(g);
         }
@@ -306,7 +307,7 @@ impl Sweeper<'_> {
         let work = stats::work_done(s.addr, RUN_TIMEOUT)
             .unwrap_or_default()
             .since(work_before);
-        let report = report::run_report(&plan, &opts, &driver::WarmupResult::default(), &result);
+        let report = report::run_report(&plan, &opts, &WarmupResult::default(), &result);
         let total = &report.total;
         let wall = noise.seconds * self.server_cpus as f64;
         let sample = Sample {

@@ -15,6 +15,10 @@ use crate::servers::ServerProc;
 /// the asked one by more than this share.
 const SERVICE_TOLERANCE: f64 = 0.05;
 
+/// An offered load: requests/s, and its share of capacity in percent
+/// when capacity is known.
+pub type Load = (f64, Option<f64>);
+
 /// A server under the sweep.
 pub struct Subject {
     pub label: String,
@@ -26,7 +30,7 @@ pub struct Subject {
     pub work_at_start: WorkDone,
     /// Its loads (req/s, % of capacity), ascending: the sweep's, and lower
     /// ones when it missed the objective at the lowest.
-    pub loads: Vec<(f64, Option<f64>)>,
+    pub loads: Vec<Load>,
 }
 
 impl Subject {
