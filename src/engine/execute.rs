@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::stages::Stage;
 use super::stats::{CommandCounters, Counter, ThreadStats};
 use super::work::{minimise_timer_slack, Rng, WorkKind, WorkModel};
 use super::Engine;
@@ -234,6 +235,7 @@ fn perform_work(work: &WorkModel, stats: &ThreadStats) {
     stats.work_requests.incr();
     stats.work_asked_ns.add(nanos(asked));
     stats.work_spent_ns.add(nanos(spent));
+    stats.stages.get(Stage::Service).record(nanos(spent), 1);
 }
 
 fn nanos(time: std::time::Duration) -> u64 {

@@ -5,6 +5,7 @@
 mod execute;
 mod meta;
 mod report;
+pub mod stages;
 pub mod stats;
 pub mod work;
 

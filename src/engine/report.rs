@@ -1,5 +1,6 @@
 //! The `stats` family of commands, in memcached's shapes.
 
+use super::stages::Stage;
 use super::stats::Role;
 use super::Engine;
 use crate::alloc;
@@ -15,6 +16,7 @@ impl Engine {
             Some(b"items") => self.items_stats(out),
             Some(b"slabs") => self.slabs_stats(out),
             Some(b"threads") => self.thread_stats(out),
+            Some(b"latency") => self.latency_stats(out),
             Some(b"cachedump") => return self.cachedump(words.next(), words.next(), out),
             Some(b"reset") => {
                 self.stats.reset();
@@ -78,6 +80,68 @@ impl Engine {
         stat(out, "work_requests", totals.work_requests);
         stat(out, "work_asked_us", totals.work_asked_ns / 1000);
         stat(out, "work_spent_us", totals.work_spent_ns / 1000);
+    }
+
+    /// Beyond memcached: where requests' time went inside the server
+    /// ([`super::stages`]), per stage, named `role:stage:quantity` by the
+    /// role of the threads that do the stage in this pattern (`all` for
+    /// `server`, which spans them), in microseconds. Enough quantiles for
+    /// kvbench to draw from each stage's distribution.
+    fn latency_stats(&self, out: &mut Vec<u8>) {
+        const QUANTILES: [(&str, f64); 14] = [
+            ("p1", 0.01),
+            ("p5", 0.05),
+            ("p10", 0.1),
+            ("p20", 0.2),
+            ("p30", 0.3),
+            ("p40", 0.4),
+            ("p50", 0.5),
+            ("p60", 0.6),
+            ("p70", 0.7),
+            ("p80", 0.8),
+            ("p90", 0.9),
+            ("p95", 0.95),
+            ("p99", 0.99),
+            ("p999", 0.999),
+        ];
+        let (reads, executes) = self.stage_roles();
+        for (stage, d) in Stage::ALL.into_iter().zip(self.stats.stages()) {
+            let role = match stage {
+                Stage::Socket | Stage::Parse => reads,
+                Stage::Server => "all",
+                _ => executes,
+            };
+            let name = |quantity: &str| format!("{role}:{}:{quantity}", stage.name());
+            stat(out, &name("count"), d.count());
+            stat(out, &name("mean"), format!("{:.3}", d.mean_ns() / 1e3));
+            for (quantity, q) in QUANTILES {
+                stat(
+                    out,
+                    &name(quantity),
+                    format!("{:.3}", d.quantile_ns(q) / 1e3),
+                );
+            }
+            stat(
+                out,
+                &name("max"),
+                format!("{:.3}", d.quantile_ns(1.0) / 1e3),
+            );
+        }
+    }
+
+    /// Which role reads and parses requests, and which executes them.
+    fn stage_roles(&self) -> (&'static str, &'static str) {
+        let roles: Vec<Role> = self.stats.threads().iter().map(|t| t.role).collect();
+        let reads = roles
+            .iter()
+            .find(|r| !matches!(r, Role::Acceptor | Role::Worker))
+            .map_or("loop", |r| r.name());
+        let executes = if roles.contains(&Role::Worker) {
+            Role::Worker.name()
+        } else {
+            reads
+        };
+        (reads, executes)
     }
 
     /// `--work` as it reads back (`spin:fixed:5us`), or `none`.

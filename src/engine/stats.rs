@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::stages::{Distribution, StageHistograms};
+
 /// A counter written by one thread and read by any. Writing is a plain load
 /// and store, not a locked read-modify-write: only the owner ever writes.
 #[derive(Default, Debug)]
@@ -144,6 +146,8 @@ pub struct ThreadStats {
     /// stole, counted by this reader when the connection comes back.
     pub lost: Counter,
     pub commands: CommandCounters,
+    /// Where the time of the requests this thread finished went.
+    pub stages: StageHistograms,
 }
 
 /// All threads' statistics plus the few figures that belong to no thread.
@@ -155,6 +159,8 @@ pub struct StatsRegistry {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
     baseline: Mutex<Totals>,
+    /// The stage histograms summed over threads at the last `stats reset`.
+    stages_baseline: Mutex<Vec<Distribution>>,
 }
 
 /// Sums over all threads, as `stats` reports them.
@@ -186,6 +192,7 @@ impl StatsRegistry {
             stolen: Counter::default(),
             lost: Counter::default(),
             commands: CommandCounters::default(),
+            stages: StageHistograms::default(),
         });
         self.threads.lock().unwrap().push(Arc::clone(&stats));
         stats
@@ -215,6 +222,32 @@ impl StatsRegistry {
     /// counters, so the registry remembers a baseline instead of writing them.
     pub fn reset(&self) {
         *self.baseline.lock().unwrap() = self.raw_totals();
+        *self.stages_baseline.lock().unwrap() = self.raw_stages();
+    }
+
+    /// Each [`Stage`](super::stages::Stage)'s histogram summed over
+    /// threads, since start or the last reset; in `Stage::ALL`'s order.
+    pub fn stages(&self) -> Vec<Distribution> {
+        let now = self.raw_stages();
+        let base = self.stages_baseline.lock().unwrap();
+        match base.len() {
+            0 => now,
+            _ => now
+                .iter()
+                .zip(base.iter())
+                .map(|(n, b)| n.minus(b))
+                .collect(),
+        }
+    }
+
+    fn raw_stages(&self) -> Vec<Distribution> {
+        let mut sum = vec![Distribution::default(); super::stages::Stage::ALL.len()];
+        for t in self.threads.lock().unwrap().iter() {
+            for (s, d) in sum.iter_mut().zip(t.stages.snapshot().iter()) {
+                s.add(d);
+            }
+        }
+        sum
     }
 
     fn raw_totals(&self) -> Totals {

@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::stages::BatchTimes;
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::Request;
@@ -47,6 +48,20 @@ pub struct Parts {
     next: usize,
     /// Writing to the socket failed: close the connection.
     broken: bool,
+    /// When the requests were read and parsed, for the stage times.
+    parsed: Option<Parsed>,
+    /// Replies formatted that the socket has not taken yet: their batch's
+    /// times and how many requests they answer, counted once written.
+    unwritten: Option<(BatchTimes, u64)>,
+}
+
+/// When a batch's requests were read (and arrived, if the kernel said),
+/// and when parsing them ended.
+#[derive(Clone, Copy)]
+struct Parsed {
+    arrived: Option<Instant>,
+    read: Instant,
+    at: Instant,
 }
 
 impl Batch {
@@ -58,6 +73,8 @@ impl Batch {
             requests: Vec::new(),
             next: 0,
             broken: false,
+            parsed: None,
+            unwritten: None,
         }))
     }
 }
@@ -91,15 +108,16 @@ pub fn execute_batch(
         requests,
         next,
         broken,
+        parsed,
+        unwritten,
         ..
     } = &mut **batch;
-    // No clock read for a batch of one request (most of them, with cheap
-    // requests and no pipelining): nothing waits behind it.
-    let slice_end = slice
-        .filter(|_| requests.len() - *next > 1)
-        .map(|slice| Instant::now() + slice);
+    let started = Instant::now();
+    let slice_end = slice.map(|slice| started + slice);
+    let mut executed = 0;
     while let Some((request, at)) = requests.get(*next) {
         *next += 1;
+        executed += 1;
         // Not `conn.is_closing()`: the owner may have marked the connection
         // closing for input it met after these requests, which are answered
         // all the same.
@@ -118,10 +136,26 @@ pub fn execute_batch(
             break;
         }
     }
+    let times = parsed.map(|p| BatchTimes {
+        arrived: p.arrived,
+        read: p.read,
+        parsed: p.at,
+        started,
+        finished: Instant::now(),
+    });
     // Whatever the socket does not take now, the owner writes when it
     // becomes writable.
-    if !*broken && conn.flush(stats).is_err() {
-        *broken = true;
+    if *broken {
+        return;
+    }
+    match conn.flush(stats) {
+        Ok(true) => {
+            if let Some(times) = times {
+                stats.stages.record(&times, Instant::now(), executed);
+            }
+        }
+        Ok(false) => *unwritten = times.map(|t| (t, executed)),
+        Err(_) => *broken = true,
     }
 }
 
@@ -145,11 +179,17 @@ pub fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step 
         conn,
         requests,
         next,
+        parsed,
+        unwritten,
         ..
     } = parts;
     loop {
         match conn.flush(stats) {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some((times, requests)) = unwritten.take() {
+                    stats.stages.record(&times, Instant::now(), requests);
+                }
+            }
             Ok(false) => return Step::Home,
             Err(_) => return Step::Close,
         }
@@ -173,6 +213,12 @@ pub fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step 
             }
         }
         if !requests.is_empty() {
+            let (arrived, read) = conn.last_read();
+            *parsed = Some(Parsed {
+                arrived,
+                read,
+                at: Instant::now(),
+            });
             return Step::Sent;
         }
         match conn.fill(stats) {

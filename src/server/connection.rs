@@ -8,14 +8,15 @@
 //! the client catches up (memcached's `conn_mwrite`), so a client that never
 //! reads costs bounded memory.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::command_log;
+use super::{command_log, receive};
+use crate::engine::stages::before;
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::{parse, Limits, Parsed, Request};
@@ -94,8 +95,12 @@ pub struct Connection {
     /// is stuck: with edge-triggered epoll, a socket watched for writing
     /// wakes its loop on every ACK that frees send buffer space.
     watching_writes: bool,
-    /// When the client last sent anything, for `--idle-timeout`.
+    /// When the client last sent anything: the last read that got bytes
+    /// (for `--idle-timeout`, and the start of its requests' time here).
     last_read: Instant,
+    /// When the last byte of that read arrived in the socket, if the
+    /// kernel said.
+    last_arrival: Option<Instant>,
     /// The socket's descriptor when commands and replies are logged
     /// (`-vv`), decided once when the connection opens.
     log_fd: Option<RawFd>,
@@ -107,6 +112,7 @@ impl Connection {
         if let Some(fd) = log_fd {
             command_log::opened(fd);
         }
+        receive::stamp_arrivals(stream.as_raw_fd());
         Connection {
             log_fd,
             stream,
@@ -121,6 +127,7 @@ impl Connection {
             closing: false,
             watching_writes: false,
             last_read: Instant::now(),
+            last_arrival: None,
         }
     }
 
@@ -209,12 +216,12 @@ impl Connection {
         }
         self.make_room();
         loop {
-            match self.stream.read(&mut self.input[self.end..]) {
-                Ok(0) => {
+            match receive::recv(self.stream.as_raw_fd(), &mut self.input[self.end..]) {
+                Ok((0, _)) => {
                     self.closing = true;
                     return Ok(false);
                 }
-                Ok(n) => {
+                Ok((n, age)) => {
                     // A read that did not fill the space offered took all the
                     // socket had (as memcached assumes), so skip the read that
                     // would only say EAGAIN: edge-triggered polling reports the
@@ -224,6 +231,7 @@ impl Connection {
                     }
                     self.end += n;
                     self.last_read = Instant::now();
+                    self.last_arrival = age.map(|age| before(self.last_read, age));
                     stats.bytes_read.add(n as u64);
                     return Ok(true);
                 }
@@ -293,6 +301,12 @@ impl Connection {
             self.watching_writes = stuck;
         }
         Ok(())
+    }
+
+    /// When the bytes of the last read arrived in the socket (if the kernel
+    /// said) and when they were read.
+    pub fn last_read(&self) -> (Option<Instant>, Instant) {
+        (self.last_arrival, self.last_read)
     }
 
     /// Whether the client has sent nothing for longer than `timeout` and

@@ -2,7 +2,8 @@
 //!
 //! Serving a request, the same in every pattern:
 //! - [`connection`]: a client's buffers and socket I/O; [`command_log`]:
-//!   its commands and replies at `-vv`.
+//!   its commands and replies at `-vv`; [`receive`]: reads that say when
+//!   their bytes arrived, for the stage times (`stats latency`).
 //! - [`batch`]: the serving state machine. The owner of a connection
 //!   writes what is pending, parses up to `-R` requests into a batch and
 //!   reads more ([`batch::advance`]); some thread executes the batch and
@@ -38,6 +39,7 @@ pub mod notifier;
 pub mod patterns;
 pub mod polling;
 pub mod process;
+pub mod receive;
 pub mod shutdown;
 
 use std::net::{SocketAddr, ToSocketAddrs};
