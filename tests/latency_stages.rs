@@ -15,11 +15,13 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Duration;
 
 /// Requests sent one at a time, then this many more in one write.
 const SEQUENTIAL: u64 = 40;
 const PIPELINED: u64 = 5;
 const INJECTED_US: f64 = 2000.0;
+const PAUSE: Duration = Duration::from_millis(2);
 
 /// `stats latency` as `(role:stage:quantity, value)`.
 fn latency(stream: &mut TcpStream) -> Vec<(String, f64)> {
@@ -46,6 +48,8 @@ fn stages_add_up_and_reset(pattern: &str) {
     for i in 0..SEQUENTIAL {
         let reply = request(&mut c, format!("get k{i}\r\n").as_bytes());
         assert_eq!(reply, b"END\r\n");
+        // Time for the reader to go back to sleep in its poll.
+        std::thread::sleep(PAUSE);
     }
     let pipelined: Vec<u8> = (0..PIPELINED).flat_map(|_| b"get p\r\n".to_vec()).collect();
     c.write_all(&pipelined).unwrap();
@@ -70,6 +74,13 @@ fn stages_add_up_and_reset(pattern: &str) {
         (requests - 3) as f64 <= socket && socket <= requests as f64,
         "{pattern}: socket count {socket}"
     );
+
+    // Requests that came while their reader slept (most of the sequential
+    // ones) counted its wake-up, a part of their wait in the socket.
+    let wakeup = get(&s, "wakeup", "count");
+    assert!(wakeup >= 1.0, "{pattern}: no wake-ups");
+    let total = |stage| get(&s, stage, "count") * get(&s, stage, "mean");
+    assert!(total("wakeup") <= total("socket") + 0.01 * socket);
 
     let execute = get(&s, "execute", "p50");
     assert!(
@@ -124,6 +135,7 @@ fn roles_name_who_does_each_stage(pattern: &str) {
     };
     assert_eq!(role("parse"), reads, "{pattern}");
     assert_eq!(role("socket"), reads, "{pattern}");
+    assert_eq!(role("wakeup"), reads, "{pattern}");
     assert_eq!(role("handoff"), executes, "{pattern}");
     assert_eq!(role("write"), executes, "{pattern}");
     assert_eq!(role("server"), "all");

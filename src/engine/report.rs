@@ -107,7 +107,7 @@ impl Engine {
         let (reads, executes) = self.stage_roles();
         for (stage, d) in Stage::ALL.into_iter().zip(self.stats.stages()) {
             let role = match stage {
-                Stage::Socket | Stage::Parse => reads,
+                Stage::Socket | Stage::Wakeup | Stage::Parse => reads,
                 Stage::Server => "all",
                 _ => executes,
             };

@@ -8,6 +8,11 @@
 //!                         |<----------------------- server ------------------>|
 //! ```
 //!
+//! Of the wait in the socket, `wakeup` is the part that is pure overhead:
+//! for bytes that arrived while their thread slept in `epoll_wait`, the
+//! time until it returned. The rest of `socket` and `handoff` is queueing
+//! (for an event loop, behind its other connections) as well as hand-off.
+//!
 //! A batch's requests share its read, parse, hand-off and write times, and
 //! all of them wait for the whole batch's execution (their replies go out
 //! together), so each request is counted with its batch's stage times and
@@ -26,7 +31,12 @@ pub enum Stage {
     /// timestamp) to the read that took it: waiting for the thread to wake
     /// up, or for its turn among the other connections.
     Socket,
-    /// From the read to the end of parsing the batch.
+    /// For bytes that arrived while the reading thread slept in its poll:
+    /// from their arrival to the poll's return (counted per read).
+    Wakeup,
+    /// From the read to the end of parsing the batch (for a pipelined
+    /// batch parsed from bytes read earlier, including its wait behind the
+    /// batch before it).
     Parse,
     /// From parsed to execution started: the queue and the hand-off to the
     /// executing thread, with its wake-up.
@@ -42,8 +52,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Socket,
+        Stage::Wakeup,
         Stage::Parse,
         Stage::Handoff,
         Stage::Execute,
@@ -56,6 +67,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Socket => "socket",
+            Stage::Wakeup => "wakeup",
             Stage::Parse => "parse",
             Stage::Handoff => "handoff",
             Stage::Execute => "execute",
@@ -216,7 +228,7 @@ impl Distribution {
 
 /// One thread's histograms, one per [`Stage`].
 #[derive(Debug, Default)]
-pub struct StageHistograms([Histogram; 7]);
+pub struct StageHistograms([Histogram; 8]);
 
 impl StageHistograms {
     pub fn get(&self, stage: Stage) -> &Histogram {
@@ -243,7 +255,7 @@ impl StageHistograms {
         }
     }
 
-    pub fn snapshot(&self) -> [Distribution; 7] {
+    pub fn snapshot(&self) -> [Distribution; 8] {
         Stage::ALL.map(|s| self.get(s).snapshot())
     }
 }

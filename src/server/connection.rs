@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::{command_log, receive};
-use crate::engine::stages::before;
+use super::{command_log, polling, receive};
+use crate::engine::stages::{before, Stage};
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
 use crate::protocol::{parse, Limits, Parsed, Request};
@@ -232,6 +232,10 @@ impl Connection {
                     self.end += n;
                     self.last_read = Instant::now();
                     self.last_arrival = age.map(|age| before(self.last_read, age));
+                    if let Some(woke) = self.last_arrival.and_then(polling::wakeup_after) {
+                        let ns = woke.as_nanos() as u64;
+                        stats.stages.get(Stage::Wakeup).record(ns, 1);
+                    }
                     stats.bytes_read.add(n as u64);
                     return Ok(true);
                 }

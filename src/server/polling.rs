@@ -2,6 +2,7 @@
 //! thread, work-stealing's readers, the acceptor): the tokens and timeouts
 //! of its poll, how it is wired and waited on, and how a round ends.
 
+use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,10 +26,18 @@ pub const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// How long shutdown waits for replies to drain to slow clients.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+thread_local! {
+    /// When this thread's last poll began and returned.
+    static LAST_WAIT: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
+}
+
 /// Waits up to `timeout` for the next round of events. `false` if the poll
 /// failed (logged unless a signal interrupted it): poll again.
 pub fn wait_for_events(poll: &mut Poll, events: &mut Events, timeout: Duration) -> bool {
-    match poll.poll(events, Some(timeout)) {
+    let began = Instant::now();
+    let polled = poll.poll(events, Some(timeout));
+    LAST_WAIT.set(Some((began, Instant::now())));
+    match polled {
         Ok(()) => true,
         Err(e) => {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -37,6 +46,13 @@ pub fn wait_for_events(poll: &mut Poll, events: &mut Events, timeout: Duration) 
             false
         }
     }
+}
+
+/// How long bytes that arrived at `arrived` waited for this thread to
+/// wake up, if they came while it slept in its last poll.
+pub fn wakeup_after(arrived: Instant) -> Option<Duration> {
+    let (began, returned) = LAST_WAIT.get()?;
+    (began < arrived && arrived <= returned).then(|| returned - arrived)
 }
 
 /// Ends a round of events on a polling thread (event loop or dispatch):

@@ -14,11 +14,14 @@ use std::time::Duration;
 use kvserve::engine::work::{Rng, ServiceDist};
 
 use super::discipline::{serve, Batching, Discipline, Request, Served};
+use super::empirical::Empirical;
 use crate::load::arrivals::{connection_seed, mix, PoissonArrivals};
 
 /// The stream of a run's seed that service times are drawn from (the
 /// connections' arrival streams are numbered from 0 up).
 const SERVICE_STREAM: u64 = u64::MAX;
+/// The stream measured delays are drawn from.
+const DELAY_STREAM: u64 = u64::MAX - 1;
 
 /// How finely [`max_load_at_slo`] bisects, as a share of its ceiling.
 const LOAD_RESOLUTION: f64 = 1.0 / 1024.0;
@@ -43,6 +46,26 @@ pub struct Scenario {
     /// Worker-pool: a worker hands a batch back after this much work (100 µs).
     pub slice: Option<Duration>,
     pub seed: u64,
+    /// This machine's overheads, measured by the server, if the model is
+    /// to know them; `None`: the zero-overhead model.
+    pub measured: Option<Overheads>,
+}
+
+/// What a pattern pays per request on this machine beyond the ideal
+/// discipline, from the server's stage times (`stats latency`): the
+/// overhead-aware model serves the same arrivals with these.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overheads {
+    /// Each request's service time as the server performed it (instead of
+    /// `service` and `overhead`).
+    pub service: Empirical,
+    /// Time per request that holds the executing thread beyond the
+    /// service: writing the reply; in an event loop, parsing too.
+    pub on_server: Vec<Empirical>,
+    /// Time per request that holds no modelled server, as measured where
+    /// nothing queued: wake-ups, the hand-off, another thread's parsing,
+    /// the network and the client. Drawn independently and added.
+    pub delays: Vec<Empirical>,
 }
 
 /// What a simulated run measured, in the terms of a measured one.
@@ -65,7 +88,25 @@ pub struct Outcome {
 pub fn simulate(s: &Scenario) -> Outcome {
     let requests = offered_requests(s);
     let served = serve(s.discipline, batching(s), &requests);
-    summarise(s, &requests, &served)
+    let delays = delays(s, requests.len());
+    summarise(s, &requests, &served, &delays)
+}
+
+/// Each request's measured delay outside the servers (all zero for the
+/// zero-overhead model).
+fn delays(s: &Scenario, n: usize) -> Vec<u64> {
+    let Some(measured) = &s.measured else {
+        return vec![0; n];
+    };
+    let mut rng = Rng::new(mix(s.seed, DELAY_STREAM));
+    (0..n)
+        .map(|_| draw_sum(&measured.delays, &mut rng))
+        .collect()
+}
+
+/// One draw from each distribution, summed, in whole nanoseconds.
+fn draw_sum(dists: &[Empirical], rng: &mut Rng) -> u64 {
+    dists.iter().map(|d| d.at(rng.unit())).sum::<f64>() as u64
 }
 
 /// The highest total rate (req/s) at which simulated p99 <= slo, by
@@ -121,7 +162,10 @@ fn offered_requests(s: &Scenario) -> Vec<Request> {
     sort_by_arrival(&mut requests, nanos(s.duration));
     let mut rng = Rng::new(mix(s.seed, SERVICE_STREAM));
     for request in &mut requests {
-        request.service = nanos(s.service.sample(&mut rng) + s.overhead);
+        request.service = match &s.measured {
+            Some(m) => m.service.at(rng.unit()) as u64 + draw_sum(&m.on_server, &mut rng),
+            None => nanos(s.service.sample(&mut rng) + s.overhead),
+        };
     }
     requests
 }
@@ -162,11 +206,12 @@ fn sort_by_arrival(requests: &mut [Request], span_ns: u64) {
 }
 
 /// The run's figures from what became of each request.
-fn summarise(s: &Scenario, requests: &[Request], served: &Served) -> Outcome {
+fn summarise(s: &Scenario, requests: &[Request], served: &Served, delays: &[u64]) -> Outcome {
     let mut sojourns: Vec<u64> = requests
         .iter()
         .zip(&served.passages)
-        .map(|(r, p)| p.done - r.arrival)
+        .zip(delays)
+        .map(|((r, p), delay)| p.done - r.arrival + delay)
         .collect();
     let last_done = served.passages.iter().map(|p| p.done).max().unwrap_or(0);
     let span = (last_done as f64 * 1e-9).max(s.duration.as_secs_f64());

@@ -1,7 +1,8 @@
 //! The sweep's chart: p99 latency against offered load, a solid line per
 //! server through the medians of its rounds, each point's range over the
 //! rounds as an error bar, its queueing model dashed beside it in the same
-//! colour, the latency objective across, and the capacity the loads are
+//! colour and the model with this machine's measured overheads dotted,
+//! the latency objective across, and the capacity the loads are
 //! shares of (a second axis along the top reads the load in % of it).
 //! Points left out as disturbed are drawn hollow. The legend stands right
 //! of the plot, where no curve can run under it.
@@ -32,7 +33,14 @@ pub fn write_svg(
     let servers = servers_in_order(points);
     let latencies = points
         .iter()
-        .flat_map(|p| [Some(p.p99_us), Some(p.p99_low_us), p.model_p99_us])
+        .flat_map(|p| {
+            [
+                Some(p.p99_us),
+                Some(p.p99_low_us),
+                p.model_p99_us,
+                p.model_measured_p99_us,
+            ]
+        })
         .flatten()
         .chain([slo_us])
         .filter(|v| v.is_finite() && *v > 0.0);
@@ -179,6 +187,24 @@ pub fn write_svg(
                 LegendMark::Dashed(color.to_rgba()),
             ));
         }
+        let measured_model: Vec<(f64, f64)> = mine
+            .iter()
+            .filter_map(|p| Some((p.offered, p.model_measured_p99_us?)))
+            .collect();
+        if !measured_model.is_empty() {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    measured_model,
+                    2,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_error)?;
+            legend.push((
+                format!("{server} (model + overheads)"),
+                LegendMark::Dotted(color.to_rgba()),
+            ));
+        }
     }
     if points.iter().any(|p| !p.counts) {
         legend.push((
@@ -199,6 +225,7 @@ pub fn write_svg(
 enum LegendMark {
     Solid(RGBAColor),
     Dashed(RGBAColor),
+    Dotted(RGBAColor),
     Hollow(RGBAColor),
     Bar(RGBAColor),
 }
@@ -219,6 +246,9 @@ fn draw_legend<DB: DrawingBackend>(
             LegendMark::Dashed(c) => area
                 .draw(&line(4, 12, c))
                 .and_then(|()| area.draw(&line(18, 26, c))),
+            LegendMark::Dotted(c) => {
+                (0..5).try_for_each(|k| area.draw(&line(4 + 6 * k, 6 + 6 * k, c)))
+            }
             LegendMark::Hollow(c) => area.draw(&Circle::new((16, y), 3, c.stroke_width(1))),
             LegendMark::Bar(c) => area.draw(&PathElement::new(
                 [(16, y - 7), (16, y + 7)],

@@ -33,10 +33,11 @@ use crate::cli::SweepArgs;
 use crate::load::driver::Options;
 use crate::load::warmup;
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
+use crate::measure::anatomy::Anatomy;
 use crate::measure::cpus::{Affinity, CpuList};
 use crate::measure::noise::{Limits, NoiseMeter, HICCUP_INTERVAL, OTHER_CPU_LIMIT};
 use crate::measure::stats::{self, WorkDone};
-use crate::model::{self, Discipline};
+use crate::model;
 use crate::report::sweep::{self as sweep_report, fit, SweepPoint, SweepSummary};
 use crate::report::{self, latency, progress_bar};
 use crate::servers;
@@ -159,7 +160,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         let mut text = format!("{title}\n");
         if let Some(c) = setup.capacity {
             text += &format!(
-                "capacity {c:.0} req/s (threads / mean asked service time); SLO {objective}; model: the pattern's queueing discipline, zero overhead, fed the same arrivals\n"
+                "capacity {c:.0} req/s (threads / mean asked service time); SLO {objective}; model: the pattern's queueing discipline, zero overhead, fed the same arrivals; model+: the same with the overheads the server's stage times measured (service and write as measured at each load, wake-ups, hand-off and network as at the lowest)\n"
             );
         } else {
             text += &format!("SLO {objective}\n");
@@ -175,6 +176,11 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         );
         text += &sweep_report::table::render_points(&points);
         text += "\n";
+        let anatomy = sweep_report::anatomy::render(&points);
+        if !anatomy.is_empty() {
+            text += &anatomy;
+            text += "\n";
+        }
         text += &sweep_report::table::render_summary(&summary, setup.capacity);
         text += "\n";
         text += &verdict;
@@ -245,7 +251,6 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
             addr,
             process: None,
             info,
-            work_at_start: WorkDone::default(),
             loads: Vec::new(),
         });
         return Ok(out);
@@ -270,7 +275,6 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
             addr: process.addr,
             process: Some(process),
             info,
-            work_at_start: WorkDone::default(),
             loads: Vec::new(),
         });
     }
@@ -379,7 +383,6 @@ fn measure_all(
                 warm.first_error.as_deref().unwrap_or("?")
             ));
         }
-        s.work_at_start = stats::work_done(s.addr, RUN_TIMEOUT).unwrap_or_default();
     }
 
     let mut sweeper = Sweeper {
@@ -403,6 +406,11 @@ fn measure_all(
         ));
     }
 
+    // Each server's work over its measurements: what the models are fed.
+    let mut works = vec![WorkDone::default(); subjects.len()];
+    for m in &sweeper.measured {
+        works[m.subject] = works[m.subject].plus(m.work);
+    }
     let mut points = Vec::new();
     // A load only rounds implied (each stopped below it) was never measured.
     for m in sweeper
@@ -426,27 +434,44 @@ fn measure_all(
         let at = |p: &SweepPoint| subjects.iter().position(|s| s.label == p.server);
         at(a).cmp(&at(b)).then(a.offered.total_cmp(&b.offered))
     });
+    let lowest: Vec<Option<(Anatomy, f64)>> = subjects
+        .iter()
+        .map(|s| {
+            let p = points
+                .iter()
+                .find(|p| p.server == s.label && p.counts && p.anatomy.is_some())?;
+            Some((p.anatomy.clone()?, p.p50_us))
+        })
+        .collect();
+    let overheads_at = |i: usize, p: &SweepPoint| {
+        let (low, p50) = lowest[i].as_ref()?;
+        subjects[i].overheads(p.anatomy.as_ref()?, low, *p50)
+    };
+    for p in points.iter_mut() {
+        let Some(i) = subjects.iter().position(|s| s.label == p.server) else {
+            continue;
+        };
+        p.model_measured_p99_us = work.zip(overheads_at(i, p)).and_then(|(w, overheads)| {
+            let mut scenario =
+                subjects[i].scenario(args, p.offered, Service::of(w.dist, WorkDone::default()))?;
+            scenario.measured = Some(overheads);
+            Some(model::simulate(&scenario).p99_us)
+        });
+    }
 
     let mut summary = Vec::new();
-    for s in subjects.iter() {
+    let slo = Duration::from_secs_f64(slo_us * 1e-6);
+    for (i, s) in subjects.iter().enumerate() {
         let mine: Vec<&SweepPoint> = points.iter().filter(|p| p.server == s.label).collect();
-        let done = stats::work_done(s.addr, RUN_TIMEOUT)
-            .unwrap_or_default()
-            .since(s.work_at_start);
+        let done = works[i];
         let service = work.map(|w| Service::of(w.dist, done));
         let model_max = service.and_then(|service| {
             let scenario = s.scenario(args, 0.0, service)?;
-            let servers = match scenario.discipline {
-                Discipline::Single => 1,
-                Discipline::Partitioned { servers } | Discipline::Central { servers } => servers,
-            };
-            let ceiling = servers as f64 / service.mean().as_secs_f64();
-            Some(model::max_load_at_slo(
-                &scenario,
-                Duration::from_secs_f64(slo_us * 1e-6),
-                ceiling,
-            ))
+            let ceiling = scenario.discipline.servers() as f64 / service.mean().as_secs_f64();
+            Some(model::max_load_at_slo(&scenario, slo, ceiling))
         });
+        let max_load = fit::max_load(&mine, slo_us);
+        let model_measured_max = fit::model_measured_max_load(&mine, slo_us);
         let spent = done.mean_spent().map(|d| d.as_secs_f64() * 1e6);
         if let (Some(spent), Some(m)) = (spent, mean) {
             let asked = m.as_secs_f64() * 1e6;
@@ -462,8 +487,9 @@ fn measure_all(
         }
         summary.push(SweepSummary {
             server: s.label.clone(),
-            max_load: fit::max_load(&mine, slo_us),
+            max_load,
             model_max_load_at_slo: model_max,
+            model_measured_max_load: model_measured_max,
             service_us: spent,
             model_service: service
                 .filter(|_| s.discipline().is_some())

@@ -25,6 +25,7 @@ use crate::commands::compare::RUN_TIMEOUT;
 use crate::load::driver;
 use crate::load::stats::GroupStats;
 use crate::load::warmup::WarmupResult;
+use crate::measure::anatomy;
 use crate::measure::confidence::Percentile;
 use crate::measure::noise::{Limits, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
@@ -291,6 +292,11 @@ impl Sweeper<'_> {
         let mut opts = options(args, s.addr, &plan);
         // Each round draws its own arrivals: rounds are independent samples.
         opts.seed = args.seed.wrapping_add(round as u64 - 1);
+        // kvserve's stage times cover this measurement only.
+        let kvserve = s.info.pattern.is_some();
+        if kvserve {
+            anatomy::reset(s.addr, RUN_TIMEOUT)?;
+        }
         let work_before = stats::work_done(s.addr, RUN_TIMEOUT).unwrap_or_default();
         let cpu_before = s.pid().and_then(|pid| process_cpu_time(pid).ok());
         let at_s = self.started.elapsed().as_secs_f64();
@@ -307,6 +313,11 @@ impl Sweeper<'_> {
         let work = stats::work_done(s.addr, RUN_TIMEOUT)
             .unwrap_or_default()
             .since(work_before);
+        let anatomy = if kvserve {
+            anatomy::read(s.addr, RUN_TIMEOUT)?
+        } else {
+            None
+        };
         let report = report::run_report(&plan, &opts, &WarmupResult::default(), &result);
         let total = &report.total;
         let wall = noise.seconds * self.server_cpus as f64;
@@ -333,6 +344,7 @@ impl Sweeper<'_> {
             first_error: total.first_error.clone(),
             disturbed: noise.disturbed(&self.limits),
             noise,
+            anatomy,
         };
         Ok((sample, work))
     }

@@ -7,8 +7,10 @@ use kvserve::engine::work::ServiceDist;
 use kvserve::server::batch::SLICE;
 
 use crate::cli::SweepArgs;
+use crate::measure::anatomy::Anatomy;
 use crate::measure::stats::{ServerInfo, WorkDone};
-use crate::model::{Discipline, Scenario};
+use crate::model::empirical::Empirical;
+use crate::model::{Discipline, Overheads, Scenario};
 use crate::servers::ServerProc;
 
 /// The model uses the service time actually spent when it differs from
@@ -26,8 +28,6 @@ pub struct Subject {
     /// The process, when the sweep started it (stopped at the end).
     pub process: Option<ServerProc>,
     pub info: ServerInfo,
-    /// Work done up to the start of the sweep (after the prefill).
-    pub work_at_start: WorkDone,
     /// Its loads (req/s, % of capacity), ascending: the sweep's, and lower
     /// ones when it missed the objective at the lowest.
     pub loads: Vec<Load>,
@@ -62,6 +62,64 @@ impl Subject {
             batch_limit: self.info.reqs_per_event.unwrap_or(20),
             slice: matches!(discipline, Discipline::Central { .. }).then_some(SLICE),
             seed: args.seed,
+            measured: None,
+        })
+    }
+
+    /// What this machine adds to the pattern's discipline, from the stage
+    /// times (`here`: at the load modelled; `lowest`: at the server's
+    /// lowest load, where nothing queued).
+    ///
+    /// The work a thread does is taken `here`, since it grows with load (a
+    /// sleep overruns more, and a thread waits longer for a core, when the
+    /// CPUs are busy): the service, and what else holds the executing
+    /// thread: writing the reply, and parsing where the same thread parses.
+    ///
+    /// The waits mix overhead with queueing, which the discipline models
+    /// itself. Where the thread that reads also executes (the event loops,
+    /// work-stealing's readers), a request's wait in the socket is mostly
+    /// its queue behind that thread's other work; only the wake-up of a
+    /// thread that slept is overhead, taken `here` with the share of
+    /// requests that paid it. Where another thread reads and parses
+    /// (worker-pool's dispatch), the discipline's queue starts after the
+    /// parse, so that thread's wait and parsing are all overhead, taken
+    /// `here`. The hand-off to a central queue holds the queue's wait as
+    /// well as the overhead (the worker's wake-up, or the wait until a
+    /// reader takes or steals the batch), so it is taken at the `lowest`
+    /// load; in an event loop the wait between parse and execution is
+    /// queueing behind its other connections. Last, the client's median
+    /// latency beyond the server's at the `lowest` load: network and client.
+    pub fn overheads(
+        &self,
+        here: &Anatomy,
+        lowest: &Anatomy,
+        lowest_p50_us: f64,
+    ) -> Option<Overheads> {
+        let dist =
+            |a: &Anatomy, stage: &str| Empirical::from_quantiles_us(&a.stage(stage)?.quantiles);
+        let role = |stage: &str| here.stage(stage).map(|s| s.role.as_str());
+        let apart = role("parse") != role("execute");
+        let mut on_server = vec![dist(here, "write")?];
+        let mut delays = Vec::new();
+        if apart {
+            delays.push(dist(here, "socket")?);
+            delays.push(dist(here, "parse")?);
+        } else {
+            on_server.push(dist(here, "parse")?);
+            if let (Some(wakeup), Some(woke)) = (dist(here, "wakeup"), here.stage("wakeup")) {
+                let requests = here.stage("server").map_or(0, |s| s.count).max(1);
+                delays.push(wakeup.occurring(woke.count as f64 / requests as f64));
+            }
+        }
+        if matches!(self.discipline()?, Discipline::Central { .. }) {
+            delays.push(dist(lowest, "handoff")?);
+        }
+        let inside = lowest.at("socket", 0.5) + lowest.at("server", 0.5);
+        delays.push(Empirical::constant((lowest_p50_us - inside).max(0.0) * 1e3));
+        Some(Overheads {
+            service: dist(here, "service")?,
+            on_server,
+            delays,
         })
     }
 
@@ -114,6 +172,78 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::anatomy::StageTimes;
+
+    fn subject(pattern: &str) -> Subject {
+        Subject {
+            label: pattern.into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            process: None,
+            info: ServerInfo {
+                pattern: Some(pattern.into()),
+                threads: Some(4),
+                ..ServerInfo::default()
+            },
+            loads: Vec::new(),
+        }
+    }
+
+    /// Every stage at `us` (p50 = p99 = max), done by `reads` up to the
+    /// parse and by `executes` after; 100 requests, `woke` wake-ups.
+    fn anatomy(reads: &str, executes: &str, us: f64, woke: u64) -> Anatomy {
+        let mut a = Anatomy::default();
+        for stage in [
+            "socket", "wakeup", "parse", "handoff", "execute", "write", "server", "service",
+        ] {
+            let role = match stage {
+                "socket" | "wakeup" | "parse" => reads,
+                "server" => "all",
+                _ => executes,
+            };
+            let count = if stage == "wakeup" { woke } else { 100 };
+            let times = StageTimes {
+                role: role.into(),
+                count,
+                mean_us: us,
+                quantiles: vec![(0.5, us), (0.99, us), (1.0, us)],
+            };
+            a.stages.insert(stage.into(), times);
+        }
+        a
+    }
+
+    #[test]
+    fn overheads_take_the_waits_that_are_not_the_disciplines_queue() {
+        // worker-pool: the dispatch thread's wait and parse here, the
+        // hand-off at the lowest load, the client's excess there.
+        let here = anatomy("dispatch", "worker", 10.0, 20);
+        let lowest = anatomy("dispatch", "worker", 2.0, 90);
+        let o = subject("worker-pool")
+            .overheads(&here, &lowest, 50.0)
+            .unwrap();
+        let means: Vec<f64> = o.delays.iter().map(|d| d.mean().round()).collect();
+        // socket 10, parse 10, handoff 2, outside 50 - (2 + 2).
+        assert_eq!(means, vec![10_000.0, 10_000.0, 2_000.0, 46_000.0]);
+        assert_eq!(o.on_server.len(), 1, "the worker writes");
+        assert_eq!(o.service.mean(), 10_000.0);
+        // multi-reader: the loop parses and writes; of its wait only the
+        // wake-up, for the fifth of requests that found it asleep; no hand-off.
+        let here = anatomy("reader", "reader", 10.0, 20);
+        let lowest = anatomy("reader", "reader", 2.0, 90);
+        let o = subject("multi-reader")
+            .overheads(&here, &lowest, 50.0)
+            .unwrap();
+        let means: Vec<f64> = o.delays.iter().map(|d| d.mean().round()).collect();
+        assert_eq!(means, vec![2_000.0, 46_000.0]);
+        assert_eq!(o.on_server.len(), 2, "the loop parses and writes");
+        // work-stealing: readers execute, so as multi-reader, plus the
+        // wait until a reader takes the batch.
+        let o = subject("work-stealing")
+            .overheads(&here, &lowest, 50.0)
+            .unwrap();
+        let means: Vec<f64> = o.delays.iter().map(|d| d.mean().round()).collect();
+        assert_eq!(means, vec![2_000.0, 2_000.0, 46_000.0]);
+    }
 
     #[test]
     fn the_model_gets_the_excess_only_past_the_tolerance() {

@@ -42,6 +42,7 @@ fn plain_queue(discipline: Discipline, service: ServiceDist, rate: f64, requests
         batch_limit: 1,
         slice: None,
         seed: 1,
+        measured: None,
     }
 }
 
@@ -235,6 +236,7 @@ fn as_served(
         batch_limit: 20,
         slice: matches!(discipline, Discipline::Central { .. }).then_some(us(100)),
         seed: 7,
+        measured: None,
     }
 }
 
@@ -363,4 +365,36 @@ fn requests_come_sorted_with_their_connections_streams() {
         assert_eq!(r.arrival, nanos(at));
     }
     assert!(nanos(at + arrivals.next_gap()) >= nanos(s.duration));
+}
+
+#[test]
+fn measured_overheads_hold_the_server_or_only_delay_the_reply() {
+    let fixed = ServiceDist::Fixed(us(100));
+    let s = plain_queue(Discipline::Single, fixed, 500.0, 5_000.0);
+    let ideal = simulate(&s);
+    assert_close("ideal p50", ideal.p50_us, 100.0, 0.01);
+    let with = |on_server: Vec<f64>, delays: Vec<f64>| {
+        simulate(&Scenario {
+            measured: Some(Overheads {
+                service: Empirical::constant(100_000.0),
+                on_server: on_server.into_iter().map(Empirical::constant).collect(),
+                delays: delays.into_iter().map(Empirical::constant).collect(),
+            }),
+            ..s.clone()
+        })
+    };
+    // A delay adds to every request and holds no server.
+    let delayed = with(vec![], vec![30_000.0, 5_000.0]);
+    assert_close("delayed p50", delayed.p50_us, 135.0, 0.01);
+    assert_close("delayed p99", delayed.p99_us, ideal.p99_us + 35.0, 0.01);
+    assert_close("utilisation", delayed.utilisation, ideal.utilisation, 0.001);
+    // Time on the server adds to the service: the server is busier.
+    let held = with(vec![20_000.0], vec![]);
+    assert_close("held p50", held.p50_us, 120.0, 0.02);
+    assert_close(
+        "held utilisation",
+        held.utilisation,
+        1.2 * ideal.utilisation,
+        0.01,
+    );
 }

@@ -91,6 +91,24 @@ pub fn max_load(points: &[&SweepPoint], slo_us: f64) -> MaxLoad {
     out
 }
 
+/// Where the overhead-aware model's curve (each point modelled with the
+/// overheads measured at its load) crosses `slo_us`, read as the measured
+/// curve is; `None` when no counted point has it, and a lower bound when
+/// the model met the objective at every load.
+pub fn model_measured_max_load(points: &[&SweepPoint], slo_us: f64) -> Option<f64> {
+    let mut modelled: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.counts)
+        .filter_map(|p| Some((p.offered, p.model_measured_p99_us?)))
+        .collect();
+    if modelled.is_empty() {
+        return None;
+    }
+    modelled.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (loads, p99s): (Vec<f64>, Vec<f64>) = modelled.into_iter().unzip();
+    Some(crossing(&loads, &p99s, slo_us).0)
+}
+
 /// Where the fitted curve of `values` (p99 µs at `loads`, ascending)
 /// crosses `slo_us`: the load, how it is known, and the loads of the
 /// segment it lies in (0 and infinity at the open ends).

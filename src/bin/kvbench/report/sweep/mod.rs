@@ -5,16 +5,19 @@
 //! (the highest load meeting the latency objective, with its interval,
 //! measured and modelled), and a verdict a person can act on.
 //!
+//! - [`anatomy`]: where the time goes inside the server, per point.
 //! - [`fit`]: the highest load at the objective, from the points.
 //! - [`table`]: the text tables.
 //! - [`verdict`]: the closing sentence.
 
+pub mod anatomy;
 pub mod fit;
 pub mod table;
 pub mod verdict;
 
 use serde::Serialize;
 
+use crate::measure::anatomy::Anatomy;
 use crate::measure::confidence::{Percentile, Spread};
 use crate::measure::noise::Noise;
 
@@ -55,6 +58,9 @@ pub struct Sample {
     pub noise: Noise,
     /// Why the machine's noise disturbed it, if it did.
     pub disturbed: Option<String>,
+    /// Where the requests' time went inside the server (kvserve only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anatomy: Option<Anatomy>,
 }
 
 impl Sample {
@@ -112,6 +118,13 @@ pub struct SweepPoint {
     pub p999_us: f64,
     /// The queueing model's p99 at this load, fed the same arrivals.
     pub model_p99_us: Option<f64>,
+    /// The overhead-aware model's: the same, with the stage times measured
+    /// on this machine.
+    pub model_measured_p99_us: Option<f64>,
+    /// Where the time went inside the server, in the round whose p99 was
+    /// the median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anatomy: Option<Anatomy>,
     pub service_us: Option<f64>,
     pub server_cpu: Option<f64>,
     /// The worst noise of the rounds used.
@@ -159,6 +172,16 @@ impl SweepPoint {
         };
         let saturated = 2 * used.iter().filter(|s| s.saturated).count() > used.len();
         let (p99_low_us, p99_high_us) = p99_range(used);
+        let p99_us = Spread::of(&used.iter().map(|s| s.effective_p99()).collect::<Vec<_>>())
+            .map_or(0.0, |s| s.median);
+        let anatomy = ran
+            .iter()
+            .filter(|s| s.anatomy.is_some())
+            .min_by(|a, b| {
+                let off = |s: &Sample| (s.effective_p99() - p99_us).abs();
+                off(a).total_cmp(&off(b))
+            })
+            .and_then(|s| s.anatomy.clone());
         let disturbed = (!counts).then(|| {
             let reasons: Vec<&str> = last.iter().filter_map(|s| s.disturbed.as_deref()).collect();
             format!(
@@ -178,12 +201,13 @@ impl SweepPoint {
             retries: samples.iter().filter(|s| s.attempt > 1).count() as u32,
             achieved: spread(&|s| s.achieved),
             p50_us: spread(&|s| s.p50_us),
-            p99_us: Spread::of(&used.iter().map(|s| s.effective_p99()).collect::<Vec<_>>())
-                .map_or(0.0, |s| s.median),
+            p99_us,
             p99_low_us,
             p99_high_us,
             p999_us: spread(&|s| s.p999_us),
             model_p99_us: None,
+            model_measured_p99_us: None,
+            anatomy,
             service_us: some(&|s| s.service_us),
             server_cpu: some(&|s| s.server_cpu),
             hiccup_p99_us: worst(&|s| Some(s.noise.hiccups.p99_us)).unwrap_or(0.0),
@@ -237,6 +261,9 @@ pub struct SweepSummary {
     pub max_load: MaxLoad,
     /// The same for the queueing model (req/s), by bisection.
     pub model_max_load_at_slo: Option<f64>,
+    /// The same for the overhead-aware model, from its p99 at each point
+    /// (fed the stage times measured there).
+    pub model_measured_max_load: Option<f64>,
     /// Mean service time spent per request over the whole sweep.
     pub service_us: Option<f64>,
     /// The service distribution the model used.
@@ -285,6 +312,7 @@ pub mod tests {
                 late_p99_us: Some(20.0),
             },
             disturbed: None,
+            anatomy: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! row per server.
 
 use super::super::{us, Table};
-use super::{Bound, SweepPoint, SweepSummary};
+use super::{Bound, MaxLoad, SweepPoint, SweepSummary};
 
 /// The points table, one block per server in the order they first
 /// appear, each block by load.
@@ -16,6 +16,7 @@ pub fn render_points(points: &[SweepPoint]) -> String {
         "p99 µs",
         "p99 range µs",
         "model p99 µs",
+        "model+ p99 µs",
         "service µs",
         "server cpu",
         "hiccups p99/max µs",
@@ -43,6 +44,7 @@ pub fn render_points(points: &[SweepPoint]) -> String {
                 latency(p.p99_us),
                 format!("{}-{}", latency(p.p99_low_us), latency(p.p99_high_us)),
                 p.model_p99_us.map_or("-".into(), us),
+                p.model_measured_p99_us.map_or("-".into(), us),
                 p.service_us.map_or("-".into(), us),
                 p.server_cpu
                     .map_or("-".into(), |c| format!("{:.0}%", 100.0 * c)),
@@ -92,6 +94,9 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
         "model/s",
         "of capacity",
         "measured/model",
+        "model+/s",
+        "of capacity",
+        "measured/model+",
         "service µs",
         "model service",
         "points counted",
@@ -106,6 +111,12 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
                 s.model_max_load_at_slo
                     .map_or("-".into(), |m| format!("{m:.0}")),
                 s.model_max_load_at_slo
+                    .zip(capacity)
+                    .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
+                String::new(),
+                s.model_measured_max_load
+                    .map_or("-".into(), |m| format!("{m:.0}")),
+                s.model_measured_max_load
                     .zip(capacity)
                     .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
                 String::new(),
@@ -143,9 +154,13 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
             s.model_max_load_at_slo
                 .zip(capacity)
                 .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
-            s.model_max_load_at_slo
-                .filter(|&model| model > 0.0 && m.bound != Bound::BelowLowest)
-                .map_or(String::new(), |model| format!("{:.2}", m.estimate / model)),
+            ratio(m, s.model_max_load_at_slo),
+            s.model_measured_max_load
+                .map_or("-".into(), |m| format!("{m:.0}")),
+            s.model_measured_max_load
+                .zip(capacity)
+                .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
+            ratio(m, s.model_measured_max_load),
             s.service_us.map_or("-".into(), us),
             s.model_service.clone().unwrap_or_else(|| "-".into()),
             format!("{}/{}", s.points_counted, s.points),
@@ -158,6 +173,15 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
         }
     }
     out
+}
+
+/// The measured maximum load over a model's, when both are known.
+fn ratio(measured: &MaxLoad, model: Option<f64>) -> String {
+    model
+        .filter(|&model| model > 0.0 && measured.bound != Bound::BelowLowest)
+        .map_or(String::new(), |model| {
+            format!("{:.2}", measured.estimate / model)
+        })
 }
 
 /// 45%, 2.5%.
@@ -196,7 +220,6 @@ pub fn servers_in_order(points: &[SweepPoint]) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fit::MaxLoad;
     use super::super::tests::{disturbed, sample};
     use super::*;
 
@@ -262,6 +285,7 @@ mod tests {
                 uncertain: None,
             },
             model_max_load_at_slo: Some(3000.0),
+            model_measured_max_load: Some(2400.0),
             service_us: Some(101.0),
             model_service: Some("exp:100us".into()),
             points: 4,
@@ -283,6 +307,9 @@ mod tests {
             "3000",
             "30%",
             "0.47",
+            "2400",
+            "24%",
+            "0.58",
             "3/4",
         ] {
             assert!(row.contains(cell), "{cell} in {row}");

@@ -189,6 +189,7 @@ mod tests {
                 uncertain: None,
             },
             model_max_load_at_slo: None,
+            model_measured_max_load: None,
             service_us: None,
             model_service: None,
             points: 5,

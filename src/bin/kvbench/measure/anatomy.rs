@@ -1,0 +1,168 @@
+//! Where requests' time went inside a kvserve: its `stats latency` (the
+//! stage times of `kvserve::engine::stages`), read back per stage with the
+//! role of the threads that do it. memcached has no such stats: there
+//! the anatomy is `None`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde::Serialize;
+
+use super::stats;
+
+/// One stage's distribution, as the server reports it.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct StageTimes {
+    /// Who does the stage in this pattern (`loop`, `reader`, `dispatch`,
+    /// `worker`; `all` for `server`).
+    pub role: String,
+    pub count: u64,
+    pub mean_us: f64,
+    /// (share, µs), ascending: the quantiles reported, up to the maximum
+    /// (share 1).
+    pub quantiles: Vec<(f64, f64)>,
+}
+
+impl StageTimes {
+    /// The value below which a share `q` of the requests lie, interpolated
+    /// between the reported quantiles (0 when nothing was counted).
+    pub fn at(&self, q: f64) -> f64 {
+        let Some(&(q0, v0)) = self.quantiles.first() else {
+            return 0.0;
+        };
+        if q <= q0 {
+            return v0;
+        }
+        for w in self.quantiles.windows(2) {
+            let ((qa, va), (qb, vb)) = (w[0], w[1]);
+            if q <= qb {
+                return va + (vb - va) * (q - qa) / (qb - qa).max(f64::EPSILON);
+            }
+        }
+        self.quantiles.last().map_or(0.0, |&(_, v)| v)
+    }
+}
+
+/// Every stage's times over one measurement.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct Anatomy {
+    /// By stage name ([`STAGES`]); stages nothing was counted in are absent.
+    pub stages: HashMap<String, StageTimes>,
+}
+
+impl Anatomy {
+    pub fn stage(&self, name: &str) -> Option<&StageTimes> {
+        self.stages.get(name)
+    }
+
+    /// The stage's value at share `q`, 0 when it was not counted.
+    pub fn at(&self, name: &str, q: f64) -> f64 {
+        self.stage(name).map_or(0.0, |s| s.at(q))
+    }
+
+    /// Reads `stats latency`'s `role:stage:quantity value` lines.
+    pub fn parse(stats: &HashMap<String, String>) -> Anatomy {
+        let mut stages: HashMap<String, StageTimes> = HashMap::new();
+        for (name, value) in stats {
+            let mut parts = name.splitn(3, ':');
+            let (Some(role), Some(stage), Some(quantity)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let times = stages.entry(stage.to_string()).or_insert(StageTimes {
+                role: role.to_string(),
+                count: 0,
+                mean_us: 0.0,
+                quantiles: Vec::new(),
+            });
+            match quantity {
+                "count" => times.count = value as u64,
+                "mean" => times.mean_us = value,
+                "max" => times.quantiles.push((1.0, value)),
+                p => {
+                    if let Some(q) = share(p) {
+                        times.quantiles.push((q, value));
+                    }
+                }
+            }
+        }
+        stages.retain(|_, t| t.count > 0);
+        for t in stages.values_mut() {
+            t.quantiles.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        Anatomy { stages }
+    }
+}
+
+/// `p50` -> 0.5, `p999` -> 0.999: whole percents, then decimals.
+fn share(name: &str) -> Option<f64> {
+    let digits = name.strip_prefix('p')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let padded = if digits.len() == 1 { "0" } else { "" };
+    format!("0.{padded}{digits}").parse().ok()
+}
+
+/// Reads the server's stage times; `None` when it has none (memcached
+/// answers `ERROR`).
+pub fn read(addr: SocketAddr, timeout: Duration) -> Result<Option<Anatomy>> {
+    let reply = stats::ask(addr, "latency", timeout)?;
+    if reply.starts_with("ERROR") {
+        return Ok(None);
+    }
+    Ok(Some(Anatomy::parse(&stats::parse(&reply)?)))
+}
+
+/// `stats reset`, so that the next [`read`] covers only what follows.
+pub fn reset(addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let mut stream = stats::connect(addr, timeout)?;
+    stream.write_all(b"stats reset\r\n")?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    ensure!(line == "RESET\r\n", "`stats reset` answered {line:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_names_read_as_shares() {
+        assert_eq!(share("p1"), Some(0.01));
+        assert_eq!(share("p50"), Some(0.5));
+        assert_eq!(share("p99"), Some(0.99));
+        assert_eq!(share("p999"), Some(0.999));
+        assert_eq!(share("mean"), None);
+        assert_eq!(share("p"), None);
+    }
+
+    #[test]
+    fn stats_latency_reads_back_per_stage_and_interpolates() {
+        let text = "STAT dispatch:socket:count 10\r\nSTAT dispatch:socket:mean 30.5\r\n\
+                    STAT dispatch:socket:p50 20.000\r\nSTAT dispatch:socket:p99 90.000\r\n\
+                    STAT dispatch:socket:max 120.000\r\nSTAT worker:service:count 0\r\n\
+                    STAT worker:service:p50 0.000\r\nSTAT pid 3\r\nEND\r\n";
+        let a = Anatomy::parse(&stats::parse(text).unwrap());
+        let socket = a.stage("socket").unwrap();
+        assert_eq!(socket.role, "dispatch");
+        assert_eq!(socket.count, 10);
+        assert_eq!(
+            socket.quantiles,
+            vec![(0.5, 20.0), (0.99, 90.0), (1.0, 120.0)]
+        );
+        assert_eq!(a.at("socket", 0.5), 20.0);
+        assert!((a.at("socket", 0.745) - 55.0).abs() < 1e-9);
+        assert_eq!(a.at("socket", 0.1), 20.0);
+        assert!(a.stage("service").is_none(), "nothing counted: absent");
+        assert_eq!(a.at("service", 0.5), 0.0);
+    }
+}
