@@ -30,6 +30,7 @@
 //!     max_item_size: 1 << 20,
 //!     idle_timeout: 0,
 //!     work: None,
+//!     stamp_arrivals: false,
 //! };
 //! let engine = Engine::new(settings, 64 << 20);
 //! let stats = engine.stats.register(Role::Loop);

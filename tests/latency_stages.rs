@@ -1,8 +1,9 @@
 //! `stats latency`, where each request's time goes inside the server, seen
 //! from outside on a server whose execution time is known (`--work
-//! block:fixed:2ms`): every request is counted once per stage, its
-//! execution takes at least the injected time, the stages add up to the
-//! server's own latency, and `stats reset` starts them again.
+//! block:fixed:2ms`, `--stamp-arrivals`): every request is counted once
+//! per stage, its execution takes at least the injected time, the stages
+//! add up to the server's own latency, and `stats reset` starts them
+//! again.
 //!
 //! The only timing assumed is that a 2 ms sleep takes at least 2 ms; the
 //! stages' sum is compared with the whole, both measured by the server
@@ -43,7 +44,14 @@ fn get(stats: &[(String, f64)], stage: &str, quantity: &str) -> f64 {
 }
 
 fn stages_add_up_and_reset(pattern: &str) {
-    let mut server = KvServer::start(pattern, &["--threads", "2", "--work", "block:fixed:2ms"]);
+    let args = [
+        "--threads",
+        "2",
+        "--work",
+        "block:fixed:2ms",
+        "--stamp-arrivals",
+    ];
+    let mut server = KvServer::start(pattern, &args);
     let mut c = server.connect();
     for i in 0..SEQUENTIAL {
         let reply = request(&mut c, format!("get k{i}\r\n").as_bytes());
@@ -139,6 +147,10 @@ fn roles_name_who_does_each_stage(pattern: &str) {
     assert_eq!(role("handoff"), executes, "{pattern}");
     assert_eq!(role("write"), executes, "{pattern}");
     assert_eq!(role("server"), "all");
+    // Without --stamp-arrivals the kernel is not asked when bytes arrived.
+    let count = |stage: &str| get(&s, stage, "count");
+    assert_eq!((count("socket"), count("wakeup")), (0.0, 0.0));
+    assert_eq!(count("server"), 1.0);
     server.stop();
 }
 per_pattern!(roles, roles_name_who_does_each_stage);

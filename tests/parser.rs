@@ -231,6 +231,7 @@ fn settings(max_item_size: usize) -> Settings {
         max_item_size,
         idle_timeout: 0,
         work: None,
+        stamp_arrivals: false,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Settings {
     /// for the patterns to differ by more than their overhead; real services
     /// spend more, and unevenly, which is where a worker pool pays off.
     pub work: Option<work::WorkModel>,
+    /// Whether reads ask the kernel when their bytes arrived
+    /// (`--stamp-arrivals`), for the `socket` and `wakeup` stage times.
+    pub stamp_arrivals: bool,
 }
 
 /// The store, the statistics and the settings: what executing a request needs.

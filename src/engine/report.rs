@@ -16,6 +16,7 @@ impl Engine {
             Some(b"items") => self.items_stats(out),
             Some(b"slabs") => self.slabs_stats(out),
             Some(b"threads") => self.thread_stats(out),
+            Some(b"latency") if words.next() == Some(b"buckets") => self.latency_buckets(out),
             Some(b"latency") => self.latency_stats(out),
             Some(b"cachedump") => return self.cachedump(words.next(), words.next(), out),
             Some(b"reset") => {
@@ -129,6 +130,22 @@ impl Engine {
         }
     }
 
+    /// `stats latency buckets`: every counted bucket of every stage, as
+    /// `stage:low-high count` in nanoseconds, so that a reader can take two
+    /// readings apart and know the stage times between them (`kvbench
+    /// top`).
+    fn latency_buckets(&self, out: &mut Vec<u8>) {
+        for (stage, d) in Stage::ALL.into_iter().zip(self.stats.stages()) {
+            for (low, width, count) in d.buckets() {
+                stat(
+                    out,
+                    &format!("{}:{low}-{}", stage.name(), low + width),
+                    count,
+                );
+            }
+        }
+    }
+
     /// Which role reads and parses requests, and which executes them.
     fn stage_roles(&self) -> (&'static str, &'static str) {
         let roles: Vec<Role> = self.stats.threads().iter().map(|t| t.role).collect();
@@ -167,6 +184,11 @@ impl Engine {
         stat(out, "idle_timeout", s.idle_timeout);
         stat(out, "pattern", s.pattern);
         stat(out, "work", self.work_name());
+        stat(
+            out,
+            "stamp_arrivals",
+            if s.stamp_arrivals { "yes" } else { "no" },
+        );
         stat(out, "store_shards", self.store.shard_count());
     }
 

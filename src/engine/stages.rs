@@ -192,6 +192,20 @@ impl Distribution {
         }
     }
 
+    /// The counted buckets: (lowest value, width, count), in nanoseconds,
+    /// ascending; what `stats latency buckets` lists, so that a reader can
+    /// take the difference of two readings.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| {
+                let (low, width) = bucket_range(i);
+                (low, width, c)
+            })
+    }
+
     /// Mean, nanoseconds (0 when empty).
     pub fn mean_ns(&self) -> f64 {
         match self.count() {

@@ -94,6 +94,14 @@ pub struct Config {
     /// (0: no work).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub work_us: u64,
+    /// Ask the kernel when each request arrived, for the `socket` and
+    /// `wakeup` stages of `stats latency` (the other stages are always
+    /// timed). Off by default: once one socket asks, the kernel stamps
+    /// every packet the machine receives, which costs about 0.6 µs per
+    /// loopback request and reply (benches/stages.rs), 8% of a request's
+    /// CPU without pipelining. kvbench sweep turns it on.
+    #[arg(long)]
+    pub stamp_arrivals: bool,
     /// More logging: -v debug, -vv trace (RUST_LOG overrides; default info).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,

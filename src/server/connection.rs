@@ -8,7 +8,7 @@
 //! the client catches up (memcached's `conn_mwrite`), so a client that never
 //! reads costs bounded memory.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -101,19 +101,26 @@ pub struct Connection {
     /// When the last byte of that read arrived in the socket, if the
     /// kernel said.
     last_arrival: Option<Instant>,
+    /// Reads ask the kernel for the arrival time (`--stamp-arrivals`).
+    stamped: bool,
     /// The socket's descriptor when commands and replies are logged
     /// (`-vv`), decided once when the connection opens.
     log_fd: Option<RawFd>,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> Connection {
+    /// A connection on `stream`, whose reads ask the kernel when their
+    /// bytes arrived if `stamped`.
+    pub fn new(stream: TcpStream, stamped: bool) -> Connection {
         let log_fd = command_log::enabled().then(|| stream.as_raw_fd());
         if let Some(fd) = log_fd {
             command_log::opened(fd);
         }
-        receive::stamp_arrivals(stream.as_raw_fd());
+        if stamped {
+            receive::stamp_arrivals(stream.as_raw_fd());
+        }
         Connection {
+            stamped,
             log_fd,
             stream,
             input: Vec::new(),
@@ -216,7 +223,13 @@ impl Connection {
         }
         self.make_room();
         loop {
-            match receive::recv(self.stream.as_raw_fd(), &mut self.input[self.end..]) {
+            let space = &mut self.input[self.end..];
+            let read = if self.stamped {
+                receive::recv(self.stream.as_raw_fd(), space)
+            } else {
+                self.stream.read(space).map(|n| (n, None))
+            };
+            match read {
                 Ok((0, _)) => {
                     self.closing = true;
                     return Ok(false);

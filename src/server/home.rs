@@ -92,7 +92,7 @@ impl Home {
     pub fn add(&mut self, stream: TcpStream, hands: &Hands) -> Option<Batch> {
         let entry = self.clients.vacant_entry();
         let i = entry.key();
-        let mut conn = Connection::new(stream);
+        let mut conn = Connection::new(stream, hands.engine.settings.stamp_arrivals);
         if let Err(e) = conn.register(&self.registry, Token(i)) {
             tracing::warn!(error = %e, "cannot register connection");
             connection_closed(&hands.engine);

@@ -79,6 +79,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         max_item_size: config.max_item_size,
         idle_timeout: config.idle_timeout,
         work: config.work(),
+        stamp_arrivals: config.stamp_arrivals,
     };
     let engine = Arc::new(Engine::new(
         settings,

@@ -12,6 +12,7 @@ use crate::cli::{CompareArgs, ServerArgs};
 use crate::load::driver::{self, Options};
 use crate::load::warmup;
 use crate::load::workload::{self, WorkloadArgs, WorkloadName};
+use crate::measure::anatomy::{self, Anatomy};
 use crate::measure::cpus::Affinity;
 use crate::measure::noise::{Limits, Noise, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
@@ -182,6 +183,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     disturbed: measured.disturbed.clone(),
                     retries: attempt - 1,
                     disturbed_rounds: usize::from(measured.disturbed.is_some()),
+                    anatomy: measured.anatomy.clone(),
                 });
             }
             if let Some(status) = server.try_exit() {
@@ -251,6 +253,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             if rounds == 1 { "; one round calls nothing: give --rounds 3 or more" } else { "" }
         );
         text += &report::compare::render_verdicts(&verdicts);
+        let anatomy = report::anatomy::render(&anatomy_rows(&rows));
+        if !anatomy.is_empty() {
+            text += "\n";
+            text += &anatomy;
+        }
         for n in &notes {
             text += &format!("note: {n}\n");
         }
@@ -265,6 +272,30 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// Each row's stage times, for the anatomy table: per server, a row per
+/// workload.
+fn anatomy_rows(rows: &[CompareRow]) -> Vec<report::anatomy::Row<'_>> {
+    let mut servers: Vec<&str> = Vec::new();
+    for r in rows {
+        if !servers.contains(&r.server.as_str()) {
+            servers.push(&r.server);
+        }
+    }
+    servers
+        .iter()
+        .flat_map(|&server| rows.iter().filter(move |r| r.server == server))
+        .filter_map(|r| {
+            Some(report::anatomy::Row {
+                server: &r.server,
+                at: r.workload.clone(),
+                p50_us: r.p50_us,
+                p99_us: r.p99_us,
+                anatomy: r.anatomy.as_ref()?,
+            })
+        })
+        .collect()
+}
+
 /// One measured run of a workload against a running server, with its
 /// threads' counters, its CPU time and the noise beside it.
 struct Measured {
@@ -274,6 +305,8 @@ struct Measured {
     cpu_us_per_request: Option<f64>,
     noise: Noise,
     disturbed: Option<String>,
+    /// The server's stage times over the run (kvserve).
+    anatomy: Option<Anatomy>,
 }
 
 fn measure_once(
@@ -287,6 +320,9 @@ fn measure_once(
     let before = is_kvserve
         .then(|| stats_threads(server.addr, RUN_TIMEOUT))
         .transpose();
+    if is_kvserve {
+        anatomy::reset(server.addr, RUN_TIMEOUT)?;
+    }
     let cpu_before = process_cpu_time(server.pid());
     let window = meter.begin(Some(vec![server.pid()]));
     let result = driver::measure(plan, opts, bar)?;
@@ -295,6 +331,11 @@ fn measure_once(
     let after = is_kvserve
         .then(|| stats_threads(server.addr, RUN_TIMEOUT))
         .transpose();
+    let anatomy = if is_kvserve {
+        anatomy::read(server.addr, RUN_TIMEOUT)?
+    } else {
+        None
+    };
     let (deltas, stats_error) = match (before, after) {
         (Ok(Some(b)), Ok(Some(a))) => (Some(thread_deltas(&b, &a)), None),
         (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
@@ -314,6 +355,7 @@ fn measure_once(
         cpu_us_per_request,
         disturbed: noise.disturbed(&Limits::for_throughput()),
         noise,
+        anatomy,
     })
 }
 

@@ -228,6 +228,7 @@ mod tests {
                 at: Instant::now(),
                 stats: Default::default(),
                 threads: None,
+                stages: None,
             })
         };
         let mut r = Refreshes::new(Some(2));

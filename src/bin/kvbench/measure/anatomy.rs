@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
@@ -111,6 +111,101 @@ fn share(name: &str) -> Option<f64> {
     format!("0.{padded}{digits}").parse().ok()
 }
 
+/// Stage times as the server's histogram buckets (`stats latency
+/// buckets`): two readings taken apart give the stage times between them,
+/// which `kvbench top` shows live.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageBuckets {
+    /// By stage: (lowest ns, highest ns, count), ascending.
+    stages: HashMap<String, Vec<(u64, u64, u64)>>,
+}
+
+impl StageBuckets {
+    /// Reads `stage:low-high count` lines; others are ignored.
+    pub fn parse(stats: &HashMap<String, String>) -> StageBuckets {
+        let mut stages: HashMap<String, Vec<(u64, u64, u64)>> = HashMap::new();
+        for (name, value) in stats {
+            let Some((stage, range)) = name.split_once(':') else {
+                continue;
+            };
+            let Some((low, high)) = range.split_once('-') else {
+                continue;
+            };
+            if let (Ok(low), Ok(high), Ok(count)) = (low.parse(), high.parse(), value.parse()) {
+                stages
+                    .entry(stage.to_string())
+                    .or_default()
+                    .push((low, high, count));
+            }
+        }
+        for buckets in stages.values_mut() {
+            buckets.sort_unstable();
+        }
+        StageBuckets { stages }
+    }
+
+    /// What was counted after `earlier`, a reading of the same server run.
+    pub fn since(&self, earlier: &StageBuckets) -> StageBuckets {
+        let stages = self
+            .stages
+            .iter()
+            .map(|(stage, buckets)| {
+                let before = earlier.stages.get(stage);
+                let counted = buckets
+                    .iter()
+                    .filter_map(|&(low, high, count)| {
+                        let was = before
+                            .and_then(|b| b.iter().find(|x| x.0 == low))
+                            .map_or(0, |x| x.2);
+                        let now = count.saturating_sub(was);
+                        (now > 0).then_some((low, high, now))
+                    })
+                    .collect();
+                (stage.clone(), counted)
+            })
+            .collect();
+        StageBuckets { stages }
+    }
+
+    /// Requests counted in `stage`.
+    pub fn count(&self, stage: &str) -> u64 {
+        self.stages
+            .get(stage)
+            .map_or(0, |b| b.iter().map(|x| x.2).sum())
+    }
+
+    /// The value below which a share `q` of `stage`'s counts lie, µs,
+    /// interpolated within its bucket; `None` when nothing was counted.
+    pub fn quantile_us(&self, stage: &str, q: f64) -> Option<f64> {
+        let buckets = self.stages.get(stage)?;
+        let n = self.count(stage);
+        if n == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * n as f64;
+        let mut below = 0.0;
+        for &(low, high, count) in buckets {
+            let count = count as f64;
+            if below + count >= rank {
+                let within = ((rank - below) / count).clamp(0.0, 1.0);
+                return Some((low as f64 + within * (high - low) as f64) / 1e3);
+            }
+            below += count;
+        }
+        buckets.last().map(|&(_, high, _)| high as f64 / 1e3)
+    }
+}
+
+/// Reads the server's stage buckets on an open connection; `None` from
+/// a server without them.
+pub fn read_buckets_on(stream: &mut TcpStream, timeout: Duration) -> Result<Option<StageBuckets>> {
+    let reply = stats::ask_on(stream, "latency buckets", timeout)?;
+    if reply.starts_with("ERROR") {
+        return Ok(None);
+    }
+    Ok(Some(StageBuckets::parse(&stats::parse(&reply)?)))
+}
+
 /// Reads the server's stage times; `None` when it has none (memcached
 /// answers `ERROR`).
 pub fn read(addr: SocketAddr, timeout: Duration) -> Result<Option<Anatomy>> {
@@ -134,6 +229,27 @@ pub fn reset(addr: SocketAddr, timeout: Duration) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_taken_apart_give_the_stage_times_between_readings() {
+        let earlier = StageBuckets::parse(
+            &stats::parse("STAT socket:1000-1100 5\r\nSTAT socket:2000-2200 5\r\nEND\r\n").unwrap(),
+        );
+        let later = StageBuckets::parse(
+            &stats::parse(
+                "STAT socket:1000-1100 5\r\nSTAT socket:2000-2200 7\r\n\
+                 STAT socket:8000-9000 2\r\nSTAT pid 7\r\nEND\r\n",
+            )
+            .unwrap(),
+        );
+        let between = later.since(&earlier);
+        assert_eq!(between.count("socket"), 4);
+        // Two at 2.0-2.2 µs, two at 8-9 µs.
+        assert_eq!(between.quantile_us("socket", 0.25), Some(2.1));
+        assert_eq!(between.quantile_us("socket", 1.0), Some(9.0));
+        assert_eq!(between.quantile_us("parse", 0.5), None);
+        assert_eq!(earlier.quantile_us("socket", 0.5), Some(1.1));
+    }
 
     #[test]
     fn quantile_names_read_as_shares() {

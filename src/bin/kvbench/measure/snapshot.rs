@@ -1,5 +1,6 @@
 //! Readings of a running server for `kvbench top`: its `stats`, its
-//! `stats threads` when it has them (kvserve; memcached does not), and the
+//! `stats threads` and stage times when it has them (kvserve; memcached
+//! does not), and the
 //! moment they were read, so that two readings give rates.
 
 use std::collections::HashMap;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::anatomy::{read_buckets_on, StageBuckets};
 use super::stats;
 use super::threads::{stats_threads_on, ThreadStat};
 
@@ -36,6 +38,8 @@ pub struct Snapshot {
     pub stats: HashMap<String, String>,
     /// `stats threads`; `None` from a server without it.
     pub threads: Option<Vec<ThreadStat>>,
+    /// `stats latency buckets` (kvserve); `None` from a server without it.
+    pub stages: Option<StageBuckets>,
 }
 
 impl Snapshot {
@@ -83,7 +87,7 @@ impl Reader {
         }
     }
 
-    /// Reads `stats`, then `stats threads`.
+    /// Reads `stats`, then `stats threads` and `stats latency buckets`.
     pub fn take(&mut self) -> Result<Snapshot> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
@@ -92,10 +96,15 @@ impl Reader {
         let read = |stream: &mut TcpStream| -> Result<Snapshot> {
             let stats = stats::parse(&stats::ask_on(stream, "", self.timeout)?)?;
             let threads = stats_threads_on(stream, self.timeout)?;
+            let stages = match threads {
+                Some(_) => read_buckets_on(stream, self.timeout)?,
+                None => None,
+            };
             Ok(Snapshot {
                 at: Instant::now(),
                 stats,
                 threads,
+                stages,
             })
         };
         let reading = read(stream);
@@ -115,6 +124,7 @@ mod tests {
             at: Instant::now(),
             stats: stats::parse(text).unwrap(),
             threads: None,
+            stages: None,
         }
     }
 

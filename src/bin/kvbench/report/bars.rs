@@ -221,6 +221,7 @@ mod tests {
             disturbed: None,
             retries: 0,
             disturbed_rounds: 0,
+            anatomy: None,
         }
     }
 

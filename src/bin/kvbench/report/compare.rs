@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::verdict::{Call, Ratio};
 use super::{us, Table};
+use crate::measure::anatomy::Anatomy;
 use crate::measure::confidence::Spread;
 use crate::measure::noise::Noise;
 use crate::measure::threads::ThreadStat;
@@ -61,6 +62,10 @@ pub struct CompareRow {
     pub retries: u32,
     /// Rounds whose run stayed disturbed.
     pub disturbed_rounds: usize,
+    /// Where the time went inside the server (kvserve); in a folded row,
+    /// that of the round with the median ops/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anatomy: Option<Anatomy>,
 }
 
 /// A verdict for one pair of servers on one workload.
@@ -176,7 +181,19 @@ fn fold(workload: &str, server: &str, of: &[&CompareRow]) -> CompareRow {
         disturbed: None,
         retries: 0,
         disturbed_rounds: 0,
+        anatomy: median_run(of).and_then(|r| r.anatomy.clone()),
     }
+}
+
+/// The run whose ops/s is nearest the median of `of`.
+fn median_run<'a>(of: &[&'a CompareRow]) -> Option<&'a CompareRow> {
+    let ops: Vec<f64> = of.iter().map(|r| r.ops_per_sec).collect();
+    let median = Spread::of(&ops)?.median;
+    of.iter().copied().min_by(|a, b| {
+        (a.ops_per_sec - median)
+            .abs()
+            .total_cmp(&(b.ops_per_sec - median).abs())
+    })
 }
 
 /// A verdict for every pair of servers on every workload, from the
@@ -373,6 +390,7 @@ mod tests {
             disturbed: None,
             retries: 0,
             disturbed_rounds: 0,
+            anatomy: None,
         }
     }
 

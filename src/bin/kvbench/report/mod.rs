@@ -1,6 +1,7 @@
 //! Reporting: what a run reports (as a table or JSON), the comparison
 //! table, and the charts.
 
+pub mod anatomy;
 pub mod bars;
 mod chart;
 pub mod compare;

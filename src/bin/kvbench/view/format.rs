@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::watch::Watch;
+use super::watch::{StageTimes, Watch};
 use crate::measure::snapshot::Snapshot;
 
 /// A rate or count in at most five characters: `950`, `12.5k`, `3.1M`.
@@ -21,6 +21,26 @@ pub fn rate(v: f64) -> String {
         format!("{scaled:.1}{unit}")
     }
 }
+
+/// Where requests' time went inside the server between two readings:
+/// `socket 20.6/21.2  server 103/412` (p50/p99, µs).
+pub fn stages(times: &[StageTimes]) -> String {
+    let short = |us: f64| {
+        if us < 100.0 {
+            format!("{us:.1}")
+        } else {
+            format!("{us:.0}")
+        }
+    };
+    times
+        .iter()
+        .map(|t| format!("{} {}/{}", t.stage, short(t.p50_us), short(t.p99_us)))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+/// The heading of the stage times.
+pub const STAGES_HEADING: &str = "stages p50/p99 µs";
 
 /// Bytes in binary units: `512 B`, `12.0 KiB`, `64.0 MiB`, `1.5 GiB`.
 pub fn bytes(v: u64) -> String {

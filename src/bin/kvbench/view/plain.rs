@@ -52,6 +52,14 @@ pub fn render(watch: &Watch) -> String {
         format::rate(rates.evictions_per_s),
         format::memory(s),
     );
+    if let Some(stages) = rates.stages.as_ref().filter(|s| !s.is_empty()) {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            format::STAGES_HEADING,
+            format::stages(stages)
+        );
+    }
     match &rates.threads {
         None => {
             let _ = writeln!(out, "{NO_THREAD_STATS}");
@@ -101,15 +109,19 @@ mod tests {
             "ops/s 3.0k  get hits 75.0%  evictions 20 (10/s)  memory 1.0 MiB / 64.0 MiB (2%)"
         );
         assert_eq!(
-            lines[2].split_whitespace().collect::<Vec<_>>(),
+            lines[2],
+            "stages p50/p99 µs: socket 20.6/21.2  server 103/412"
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
             ["thread", "role", "total", "conns", "req/s", "busy%", "in", "B/s", "out", "B/s"],
             "{text}"
         );
-        let row = |n: usize| lines[3 + n].split_whitespace().collect::<Vec<_>>();
+        let row = |n: usize| lines[4 + n].split_whitespace().collect::<Vec<_>>();
         assert_eq!(row(0), ["0", "dispatch", "11", "0", "50.0", "100k", "0"]);
         assert_eq!(row(1), ["1", "worker", "0", "2.0k", "40.0", "0", "40.0k"]);
         assert_eq!(row(2), ["2", "worker", "0", "1.0k", "20.0", "0", "20.0k"]);
-        assert_eq!(lines.len(), 7, "a blank line ends the block: {text}");
+        assert_eq!(lines.len(), 8, "a blank line ends the block: {text}");
         assert!(text.ends_with("\n\n"));
     }
 

@@ -105,6 +105,13 @@ fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
     second.extend(field("evictions", evictions));
     second.extend(field("memory", format::memory(s)));
     lines.push(Line::from(second));
+    if let Some(stages) = watch.rates().and_then(|r| r.stages.as_ref()) {
+        if !stages.is_empty() {
+            lines.push(Line::from(
+                field(format::STAGES_HEADING, format::stages(stages)).to_vec(),
+            ));
+        }
+    }
     lines
 }
 
@@ -345,6 +352,10 @@ mod tests {
         assert!(lines[2].contains("get hits 75.0%"), "{all}");
         assert!(lines[2].contains("evictions 20 (10/s)"), "{all}");
         assert!(lines[2].contains("memory 1.0 MiB / 64.0 MiB (2%)"), "{all}");
+        assert!(
+            lines[3].contains("stages p50/p99 µs socket 20.6/21.2  server 103/412"),
+            "{all}"
+        );
 
         // Inner width 98: 3 + 9 + 11 and 6 spaces leave 17 per figure: 6
         // for the number, a space, 10 cells of bar.

@@ -46,7 +46,23 @@ pub struct Rates {
     pub evictions_per_s: f64,
     /// One per thread; `None` from a server without `stats threads`.
     pub threads: Option<Vec<ThreadRate>>,
+    /// Where requests' time went inside the server between the readings:
+    /// each stage that counted any (`None` from a server without them).
+    pub stages: Option<Vec<StageTimes>>,
 }
+
+/// One stage's times between two readings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageTimes {
+    pub stage: &'static str,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// The stages `top` shows, in the order a request passes them.
+const STAGES: [&str; 7] = [
+    "socket", "wakeup", "parse", "handoff", "execute", "write", "server",
+];
 
 /// One thread's row: what it did per second between two readings.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,11 +107,26 @@ impl Rates {
             ),
             _ => None,
         };
+        let stages = match (&before.stages, &after.stages) {
+            (Some(b), Some(a)) => {
+                let between = a.since(b);
+                let times = STAGES.iter().filter_map(|&stage| {
+                    Some(StageTimes {
+                        stage,
+                        p50_us: between.quantile_us(stage, 0.5)?,
+                        p99_us: between.quantile_us(stage, 0.99)?,
+                    })
+                });
+                Some(times.collect())
+            }
+            _ => None,
+        };
         Rates {
             ops_per_s: after.ops().saturating_sub(before.ops()) as f64 / seconds,
             hit_ratio: (gets > 0).then(|| delta("get_hits") as f64 / gets as f64),
             evictions_per_s: delta("evictions") as f64 / seconds,
             threads,
+            stages,
         }
     }
 }
@@ -184,6 +215,7 @@ impl Watch {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::measure::anatomy::StageBuckets;
     use crate::measure::stats;
     use crate::measure::threads::parse_thread_stats;
 
@@ -193,6 +225,7 @@ pub(crate) mod tests {
             at: base + Duration::from_secs_f64(secs),
             stats: stats::parse(general).unwrap(),
             threads: threads.map(|t| parse_thread_stats(t).unwrap()),
+            stages: None,
         }
     }
 
@@ -228,7 +261,16 @@ pub(crate) mod tests {
             20_000 * k,
             200_000 * k,
         );
-        reading(base, secs, &general, Some(&threads))
+        let mut snapshot = reading(base, secs, &general, Some(&threads));
+        let stages = format!(
+            "STAT socket:20000-21250 {}\r\nSTAT server:100000-106250 {}\r\n\
+             STAT server:400000-425000 {}\r\nEND\r\n",
+            100 * k,
+            99 * k,
+            2 * k
+        );
+        snapshot.stages = Some(StageBuckets::parse(&stats::parse(&stages).unwrap()));
+        snapshot
     }
 
     /// A watch that has seen `worker_pool` at 0 s (k = 1) and 1 s (k = 2).
@@ -257,6 +299,14 @@ pub(crate) mod tests {
         assert!((t[1].busy_percent - 40.0).abs() < 1e-9);
         assert_eq!(t[2].written_per_s, 20_000.0);
         assert_eq!(watch.history().collect::<Vec<_>>(), [3000.0]);
+        // Between the readings: 100 requests waited 20-21.25 µs in the
+        // socket; 99 spent 100-106 µs in the server and 2 spent 400-425.
+        let stages = rates.stages.as_ref().unwrap();
+        let names: Vec<&str> = stages.iter().map(|s| s.stage).collect();
+        assert_eq!(names, ["socket", "server"]);
+        assert!((stages[0].p50_us - 20.625).abs() < 1e-9);
+        assert!(stages[1].p50_us > 100.0 && stages[1].p50_us < 106.25);
+        assert!(stages[1].p99_us > 400.0, "{stages:?}");
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         );
         text += &sweep_report::table::render_points(&points);
         text += "\n";
-        let anatomy = sweep_report::anatomy::render(&points);
+        let anatomy = report::anatomy::render(&anatomy_rows(&points));
         if !anatomy.is_empty() {
             text += &anatomy;
             text += "\n";
@@ -260,6 +260,8 @@ fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
     };
     let mut servers = args.servers.clone();
     servers.server_args.push(format!("--work={work}"));
+    // The socket and wakeup stage times, for the anatomy and model+.
+    servers.server_args.push("--stamp-arrivals".into());
     let launcher = launcher(&servers)?;
     for target in servers::targets(&servers.patterns, Some(false))? {
         let process = launcher.start(&target)?;
@@ -510,6 +512,24 @@ fn measure_all(
             limits,
         },
     ))
+}
+
+/// Each point's stage times, for the anatomy table.
+fn anatomy_rows(points: &[SweepPoint]) -> Vec<report::anatomy::Row<'_>> {
+    points
+        .iter()
+        .filter_map(|p| {
+            Some(report::anatomy::Row {
+                server: &p.server,
+                at: p
+                    .load_pct
+                    .map_or(format!("{:.0}/s", p.offered), sweep_report::table::percent),
+                p50_us: p.p50_us,
+                p99_us: p.p99_us,
+                anatomy: p.anatomy.as_ref()?,
+            })
+        })
+        .collect()
 }
 
 fn options(args: &SweepArgs, addr: SocketAddr, plan: &Plan) -> Options {

@@ -5,12 +5,10 @@
 //! (the highest load meeting the latency objective, with its interval,
 //! measured and modelled), and a verdict a person can act on.
 //!
-//! - [`anatomy`]: where the time goes inside the server, per point.
 //! - [`fit`]: the highest load at the objective, from the points.
 //! - [`table`]: the text tables.
 //! - [`verdict`]: the closing sentence.
 
-pub mod anatomy;
 pub mod fit;
 pub mod table;
 pub mod verdict;
