@@ -14,33 +14,33 @@
 //! server, the highest load whose p99 meets the objective, with its
 //! interval, measured and modelled; and a verdict.
 //!
-//! - [`subject`]: a server under the sweep and its model.
+//! - [`subject`]: a server under the sweep, its discipline and what this
+//!   machine adds to it.
 //! - [`schedule`]: the rounds, and measuring one point.
+//! - [`models`]: the models beside the points and in the summary.
 
+mod models;
 mod schedule;
 mod subject;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use kvserve::engine::work::WorkModel;
 use serde::Serialize;
 
-use super::compare::{launcher, RUN_TIMEOUT, SPIN_US};
-use super::run::resolve;
+use super::compare::{RUN_TIMEOUT, SPIN_US};
 use crate::cli::SweepArgs;
 use crate::load::driver::Options;
 use crate::load::warmup;
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
-use crate::measure::anatomy::Anatomy;
 use crate::measure::cpus::{Affinity, CpuList};
 use crate::measure::noise::{Limits, NoiseMeter, HICCUP_INTERVAL, OTHER_CPU_LIMIT};
-use crate::measure::stats::{self, WorkDone};
-use crate::model;
+use crate::measure::stats::WorkDone;
 use crate::report::sweep::{self as sweep_report, fit, SweepPoint, SweepSummary};
 use crate::report::{self, latency, progress_bar};
-use crate::servers;
+use models::Models;
 use schedule::Sweeper;
 use subject::{Load, Service, Subject};
 
@@ -86,7 +86,7 @@ struct SweepReport<'a> {
 pub fn sweep(args: &SweepArgs) -> Result<()> {
     let args = &placed(args)?;
     let mut notes = Vec::new();
-    let mut subjects = start_subjects(args)?;
+    let mut subjects = subject::start_all(args)?;
     let result = measure_all(args, &mut subjects, &mut notes);
     for s in &mut subjects {
         if let Some(process) = s.process.as_mut() {
@@ -233,56 +233,6 @@ struct Setup {
     limits: Limits,
 }
 
-/// The servers: every `--patterns` kvserve with `--work`, or `--server`.
-fn start_subjects(args: &SweepArgs) -> Result<Vec<Subject>> {
-    let mut out = Vec::new();
-    if let Some(server) = &args.server {
-        let addr = resolve(server, args.allow_remote)?;
-        if let Some(list) = &args.servers.client_cpus {
-            Affinity::of(list)
-                .apply()
-                .with_context(|| format!("--client-cpus {list}"))?;
-        }
-        let info = stats::server_info(addr, RUN_TIMEOUT)
-            .with_context(|| format!("reading `stats` of {server}"))?;
-        let label = info.pattern.clone().unwrap_or_else(|| server.clone());
-        out.push(Subject {
-            label,
-            addr,
-            process: None,
-            info,
-            loads: Vec::new(),
-        });
-        return Ok(out);
-    }
-    let Some(work) = args.work else {
-        bail!("--work is needed to start the patterns (or --server to drive one)");
-    };
-    let mut servers = args.servers.clone();
-    servers.server_args.push(format!("--work={work}"));
-    // The socket and wakeup stage times, for the anatomy and model+.
-    servers.server_args.push("--stamp-arrivals".into());
-    let launcher = launcher(&servers)?;
-    for target in servers::targets(&servers.patterns, Some(false))? {
-        let process = launcher.start(&target)?;
-        let info = stats::server_info(process.addr, RUN_TIMEOUT)?;
-        ensure!(
-            info.work == Some(work),
-            "{} reports work model {:?}, not {work}",
-            target.label(),
-            info.work
-        );
-        out.push(Subject {
-            label: target.label().to_string(),
-            addr: process.addr,
-            process: Some(process),
-            info,
-            loads: Vec::new(),
-        });
-    }
-    Ok(out)
-}
-
 /// The plan of one point: `rate` requests/s of 100-byte gets and sets
 /// (9:1) over `connections`, Poisson arrivals.
 fn plan(args: &SweepArgs, rate: f64, warmup: bool) -> Plan {
@@ -413,6 +363,7 @@ fn measure_all(
     for m in &sweeper.measured {
         works[m.subject] = works[m.subject].plus(m.work);
     }
+    let models = work.map(|work| Models { args, work, slo_us });
     let mut points = Vec::new();
     // A load only rounds implied (each stopped below it) was never measured.
     for m in sweeper
@@ -425,10 +376,9 @@ fn measure_all(
             notes.push(format!("{} at {:.0} req/s: {e}", s.label, m.rate));
         }
         let mut point = SweepPoint::of(&s.label, m.load_pct, m.rate, m.samples);
-        point.model_p99_us = work.and_then(|w| {
-            let scenario = s.scenario(args, m.rate, Service::of(w.dist, m.work))?;
-            Some(model::simulate(&scenario).p99_us)
-        });
+        point.model_p99_us = models
+            .as_ref()
+            .and_then(|ms| ms.ideal_p99(s, m.rate, m.work));
         points.push(point);
     }
     // Grouped by server, in the order they were started, each by load.
@@ -436,44 +386,22 @@ fn measure_all(
         let at = |p: &SweepPoint| subjects.iter().position(|s| s.label == p.server);
         at(a).cmp(&at(b)).then(a.offered.total_cmp(&b.offered))
     });
-    let lowest: Vec<Option<(Anatomy, f64)>> = subjects
-        .iter()
-        .map(|s| {
-            let p = points
-                .iter()
-                .find(|p| p.server == s.label && p.counts && p.anatomy.is_some())?;
-            Some((p.anatomy.clone()?, p.p50_us))
-        })
-        .collect();
-    let overheads_at = |i: usize, p: &SweepPoint| {
-        let (low, p50) = lowest[i].as_ref()?;
-        subjects[i].overheads(p.anatomy.as_ref()?, low, *p50)
-    };
-    for p in points.iter_mut() {
-        let Some(i) = subjects.iter().position(|s| s.label == p.server) else {
-            continue;
-        };
-        p.model_measured_p99_us = work.zip(overheads_at(i, p)).and_then(|(w, overheads)| {
-            let mut scenario =
-                subjects[i].scenario(args, p.offered, Service::of(w.dist, WorkDone::default()))?;
-            scenario.measured = Some(overheads);
-            Some(model::simulate(&scenario).p99_us)
-        });
+    if let Some(ms) = &models {
+        for s in subjects.iter() {
+            let mut mine: Vec<&mut SweepPoint> =
+                points.iter_mut().filter(|p| p.server == s.label).collect();
+            ms.model_points(s, &mut mine);
+        }
     }
 
     let mut summary = Vec::new();
-    let slo = Duration::from_secs_f64(slo_us * 1e-6);
     for (i, s) in subjects.iter().enumerate() {
         let mine: Vec<&SweepPoint> = points.iter().filter(|p| p.server == s.label).collect();
         let done = works[i];
         let service = work.map(|w| Service::of(w.dist, done));
-        let model_max = service.and_then(|service| {
-            let scenario = s.scenario(args, 0.0, service)?;
-            let ceiling = scenario.discipline.servers() as f64 / service.mean().as_secs_f64();
-            Some(model::max_load_at_slo(&scenario, slo, ceiling))
-        });
+        let model_max = models.as_ref().and_then(|ms| ms.ideal_max(s, done));
+        let model_measured_max = models.as_ref().and_then(|ms| ms.measured_max(s, &mine));
         let max_load = fit::max_load(&mine, slo_us);
-        let model_measured_max = fit::model_measured_max_load(&mine, slo_us);
         let spent = done.mean_spent().map(|d| d.as_secs_f64() * 1e6);
         if let (Some(spent), Some(m)) = (spent, mean) {
             let asked = m.as_secs_f64() * 1e6;

@@ -6,12 +6,69 @@ use std::time::Duration;
 use kvserve::engine::work::ServiceDist;
 use kvserve::server::batch::SLICE;
 
+use anyhow::{bail, ensure, Context, Result};
+
+use super::super::compare::{launcher, RUN_TIMEOUT};
+use super::super::run::resolve;
 use crate::cli::SweepArgs;
 use crate::measure::anatomy::Anatomy;
+use crate::measure::cpus::Affinity;
+use crate::measure::stats;
 use crate::measure::stats::{ServerInfo, WorkDone};
 use crate::model::empirical::Empirical;
 use crate::model::{Discipline, Overheads, Scenario};
+use crate::servers;
 use crate::servers::ServerProc;
+
+/// The servers: every `--patterns` kvserve with `--work`, or `--server`.
+pub fn start_all(args: &SweepArgs) -> Result<Vec<Subject>> {
+    let mut out = Vec::new();
+    if let Some(server) = &args.server {
+        let addr = resolve(server, args.allow_remote)?;
+        if let Some(list) = &args.servers.client_cpus {
+            Affinity::of(list)
+                .apply()
+                .with_context(|| format!("--client-cpus {list}"))?;
+        }
+        let info = stats::server_info(addr, RUN_TIMEOUT)
+            .with_context(|| format!("reading `stats` of {server}"))?;
+        let label = info.pattern.clone().unwrap_or_else(|| server.clone());
+        out.push(Subject {
+            label,
+            addr,
+            process: None,
+            info,
+            loads: Vec::new(),
+        });
+        return Ok(out);
+    }
+    let Some(work) = args.work else {
+        bail!("--work is needed to start the patterns (or --server to drive one)");
+    };
+    let mut servers = args.servers.clone();
+    servers.server_args.push(format!("--work={work}"));
+    // The socket and wakeup stage times, for the anatomy and model+.
+    servers.server_args.push("--stamp-arrivals".into());
+    let launcher = launcher(&servers)?;
+    for target in servers::targets(&servers.patterns, Some(false))? {
+        let process = launcher.start(&target)?;
+        let info = stats::server_info(process.addr, RUN_TIMEOUT)?;
+        ensure!(
+            info.work == Some(work),
+            "{} reports work model {:?}, not {work}",
+            target.label(),
+            info.work
+        );
+        out.push(Subject {
+            label: target.label().to_string(),
+            addr: process.addr,
+            process: Some(process),
+            info,
+            loads: Vec::new(),
+        });
+    }
+    Ok(out)
+}
 
 /// The model uses the service time actually spent when it differs from
 /// the asked one by more than this share.

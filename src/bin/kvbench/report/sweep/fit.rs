@@ -93,9 +93,8 @@ pub fn max_load(points: &[&SweepPoint], slo_us: f64) -> MaxLoad {
 
 /// Where the overhead-aware model's curve (each point modelled with the
 /// overheads measured at its load) crosses `slo_us`, read as the measured
-/// curve is; `None` when no counted point has it, and a lower bound when
-/// the model met the objective at every load.
-pub fn model_measured_max_load(points: &[&SweepPoint], slo_us: f64) -> Option<f64> {
+/// curve is, and how it is known; `None` when no counted point has it.
+pub fn model_measured_max_load(points: &[&SweepPoint], slo_us: f64) -> Option<(f64, Bound)> {
     let mut modelled: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.counts)
@@ -106,7 +105,8 @@ pub fn model_measured_max_load(points: &[&SweepPoint], slo_us: f64) -> Option<f6
     }
     modelled.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (loads, p99s): (Vec<f64>, Vec<f64>) = modelled.into_iter().unzip();
-    Some(crossing(&loads, &p99s, slo_us).0)
+    let (estimate, bound, _) = crossing(&loads, &p99s, slo_us);
+    Some((estimate, bound))
 }
 
 /// Where the fitted curve of `values` (p99 µs at `loads`, ascending)
