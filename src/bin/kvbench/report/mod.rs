@@ -7,6 +7,7 @@ mod chart;
 pub mod compare;
 pub mod latency;
 mod progress;
+pub mod stages_chart;
 pub mod sweep;
 pub mod verdict;
 

@@ -193,6 +193,13 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         latency::write_svg(&args.svg, &title, &points, setup.slo_us, setup.capacity)
             .with_context(|| format!("writing {}", args.svg.display()))?;
         eprintln!("kvbench: chart written to {}", args.svg.display());
+        let stages = report::stages_chart::path_beside(&args.svg);
+        let stages_title = format!("where the time goes: {title}");
+        if report::stages_chart::write_svg(&stages, &stages_title, &points, setup.slo_us)
+            .with_context(|| format!("writing {}", stages.display()))?
+        {
+            eprintln!("kvbench: stage chart written to {}", stages.display());
+        }
     }
     Ok(())
 }
