@@ -31,6 +31,7 @@
 //!     idle_timeout: 0,
 //!     work: None,
 //!     stamp_arrivals: false,
+//!     stage_sample: 1,
 //! };
 //! let engine = Engine::new(settings, 64 << 20);
 //! let stats = engine.stats.register(Role::Loop);

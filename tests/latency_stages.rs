@@ -50,6 +50,8 @@ fn stages_add_up_and_reset(pattern: &str) {
         "--work",
         "block:fixed:2ms",
         "--stamp-arrivals",
+        "--stage-sample",
+        "1",
     ];
     let mut server = KvServer::start(pattern, &args);
     let mut c = server.connect();
@@ -124,7 +126,7 @@ fn stages_add_up_and_reset(pattern: &str) {
 per_pattern!(stages_add_up, stages_add_up_and_reset);
 
 fn roles_name_who_does_each_stage(pattern: &str) {
-    let mut server = KvServer::start(pattern, &["--threads", "2"]);
+    let mut server = KvServer::start(pattern, &["--threads", "2", "--stage-sample", "1"]);
     let mut c = server.connect();
     assert_eq!(request(&mut c, b"get a\r\n"), b"END\r\n");
     let s = latency(&mut c);

@@ -232,6 +232,7 @@ fn settings(max_item_size: usize) -> Settings {
         idle_timeout: 0,
         work: None,
         stamp_arrivals: false,
+        stage_sample: 1,
     }
 }
 

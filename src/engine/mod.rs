@@ -47,6 +47,8 @@ pub struct Settings {
     /// Whether reads ask the kernel when their bytes arrived
     /// (`--stamp-arrivals`), for the `socket` and `wakeup` stage times.
     pub stamp_arrivals: bool,
+    /// One batch in this many is timed for `stats latency` (`--stage-sample`).
+    pub stage_sample: u32,
 }
 
 /// The store, the statistics and the settings: what executing a request needs.

@@ -184,6 +184,7 @@ impl Engine {
         stat(out, "idle_timeout", s.idle_timeout);
         stat(out, "pattern", s.pattern);
         stat(out, "work", self.work_name());
+        stat(out, "stage_sample", s.stage_sample);
         stat(
             out,
             "stamp_arrivals",

@@ -11,6 +11,7 @@
 //! one batch away at a time, so its requests are executed and answered in
 //! the order they were sent.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::engine::stages::BatchTimes;
@@ -48,7 +49,8 @@ pub struct Parts {
     next: usize,
     /// Writing to the socket failed: close the connection.
     broken: bool,
-    /// When the requests were read and parsed, for the stage times.
+    /// When the requests were read and parsed, if this batch is timed for
+    /// the stage times (one in `--stage-sample`).
     parsed: Option<Parsed>,
     /// Replies formatted that the socket has not taken yet: their batch's
     /// times and how many requests they answer, counted once written.
@@ -112,8 +114,12 @@ pub fn execute_batch(
         unwritten,
         ..
     } = &mut **batch;
-    let started = Instant::now();
-    let slice_end = slice.map(|slice| started + slice);
+    // A batch not timed reads no clock unless a request waits behind
+    // another (for the slice).
+    let started = parsed.is_some().then(Instant::now);
+    let slice_end = slice
+        .filter(|_| requests.len() - *next > 1)
+        .map(|slice| started.unwrap_or_else(Instant::now) + slice);
     let mut executed = 0;
     while let Some((request, at)) = requests.get(*next) {
         *next += 1;
@@ -136,7 +142,7 @@ pub fn execute_batch(
             break;
         }
     }
-    let times = parsed.map(|p| BatchTimes {
+    let times = parsed.zip(started).map(|(p, started)| BatchTimes {
         arrived: p.arrived,
         read: p.read,
         parsed: p.at,
@@ -157,6 +163,19 @@ pub fn execute_batch(
         Ok(false) => *unwritten = times.map(|t| (t, executed)),
         Err(_) => *broken = true,
     }
+}
+
+thread_local! {
+    /// Batches this thread parsed since it last timed one.
+    static UNTIMED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the batch this thread parses now is timed: one in `every`.
+fn timed(every: u32) -> bool {
+    let n = UNTIMED.get() + 1;
+    let due = n >= every;
+    UNTIMED.set(if due { 0 } else { n });
+    due
 }
 
 /// Where a connection stands after [`advance`]: the states of serving it.
@@ -213,11 +232,13 @@ pub fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step 
             }
         }
         if !requests.is_empty() {
-            let (arrived, read) = conn.last_read();
-            *parsed = Some(Parsed {
-                arrived,
-                read,
-                at: Instant::now(),
+            *parsed = timed(engine.settings.stage_sample).then(|| {
+                let (arrived, read) = conn.last_read();
+                Parsed {
+                    arrived,
+                    read,
+                    at: Instant::now(),
+                }
             });
             return Step::Sent;
         }

@@ -102,6 +102,12 @@ pub struct Config {
     /// CPU without pipelining. kvbench sweep turns it on.
     #[arg(long)]
     pub stamp_arrivals: bool,
+    /// Time one batch of requests in N on each thread for `stats latency`
+    /// (1: every one). A timed batch costs four clock reads and its records,
+    /// 155 ns (benches/stages.rs), 2% of a request's CPU without pipelining;
+    /// one in 16 makes that 0.1%.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stage_sample: u32,
     /// More logging: -v debug, -vv trace (RUST_LOG overrides; default info).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -80,6 +80,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         idle_timeout: config.idle_timeout,
         work: config.work(),
         stamp_arrivals: config.stamp_arrivals,
+        stage_sample: config.stage_sample,
     };
     let engine = Arc::new(Engine::new(
         settings,

@@ -32,11 +32,18 @@ thread_local! {
 }
 
 /// Waits up to `timeout` for the next round of events. `false` if the poll
-/// failed (logged unless a signal interrupted it): poll again.
-pub fn wait_for_events(poll: &mut Poll, events: &mut Events, timeout: Duration) -> bool {
-    let began = Instant::now();
+/// failed (logged unless a signal interrupted it): poll again. `timed`
+/// (with `--stamp-arrivals`): note when the wait began and ended, for
+/// [`wakeup_after`].
+pub fn wait_for_events(
+    poll: &mut Poll,
+    events: &mut Events,
+    timeout: Duration,
+    timed: bool,
+) -> bool {
+    let began = timed.then(Instant::now);
     let polled = poll.poll(events, Some(timeout));
-    LAST_WAIT.set(Some((began, Instant::now())));
+    LAST_WAIT.set(began.map(|began| (began, Instant::now())));
     match polled {
         Ok(()) => true,
         Err(e) => {

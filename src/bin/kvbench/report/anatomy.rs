@@ -55,7 +55,7 @@ pub fn render(rows: &[Row]) -> String {
         cells.push(us(outside_p50(row.anatomy, row.p50_us)));
         table.row(cells);
     }
-    let mut out = "where the time goes (µs): the server's stage times beside the client's latency; wakeup: the part of socket spent waking a thread that slept; outside: the client's p50 beyond socket and server (network and client)\n".to_string();
+    let mut out = "where the time goes (µs): the server's stage times beside the client's latency; wakeup: the part of socket spent waking a thread that slept; outside: the client's p50 beyond socket and server (network and client, and the wait in the socket when the server was not asked for arrival stamps: `-`)\n".to_string();
     out += &table.render(1);
     for server in servers {
         if let Some(row) = rows.iter().find(|r| r.server == server) {

@@ -31,21 +31,20 @@ pub fn write_svg(
     capacity: Option<f64>,
 ) -> Result<()> {
     let servers = servers_in_order(points);
-    let latencies = points
+    // The axis spans the measurements and the objective; a model's
+    // line past them (its backlog at a saturated load) is cut at the top.
+    let measured = points.iter().flat_map(|p| [p.p99_us, p.p99_low_us]);
+    let models = points
         .iter()
-        .flat_map(|p| {
-            [
-                Some(p.p99_us),
-                Some(p.p99_low_us),
-                p.model_p99_us,
-                p.model_measured_p99_us,
-            ]
-        })
-        .flatten()
+        .flat_map(|p| [p.model_p99_us, p.model_measured_p99_us])
+        .flatten();
+    let (lo, hi) = measured
         .chain([slo_us])
-        .filter(|v| v.is_finite() && *v > 0.0);
-    let (lo, hi) = latencies.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let lo = models.filter(|v| *v > 0.0).fold(lo, f64::min);
     let (y_lo, y_hi) = (lo / 1.5, hi * 1.5);
+    let clamp = |v: f64| v.min(y_hi);
     let x_hi = points
         .iter()
         .map(|p| p.offered)
@@ -176,7 +175,7 @@ pub fn write_svg(
         legend.push((server.to_string(), LegendMark::Solid(color.to_rgba())));
         let model: Vec<(f64, f64)> = mine
             .iter()
-            .filter_map(|p| Some((p.offered, p.model_p99_us?)))
+            .filter_map(|p| Some((p.offered, clamp(p.model_p99_us?))))
             .collect();
         if !model.is_empty() {
             chart
@@ -189,7 +188,7 @@ pub fn write_svg(
         }
         let measured_model: Vec<(f64, f64)> = mine
             .iter()
-            .filter_map(|p| Some((p.offered, p.model_measured_p99_us?)))
+            .filter_map(|p| Some((p.offered, clamp(p.model_measured_p99_us?))))
             .collect();
         if !measured_model.is_empty() {
             chart
@@ -201,7 +200,7 @@ pub fn write_svg(
                 ))
                 .map_err(plot_error)?;
             legend.push((
-                format!("{server} (model + overheads)"),
+                format!("{server} (model+)"),
                 LegendMark::Dotted(color.to_rgba()),
             ));
         }

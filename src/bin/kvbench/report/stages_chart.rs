@@ -2,7 +2,7 @@
 //! rises. A panel per server: the mean time of each stage stacked against
 //! offered load (means add up: the stages from read to written make the
 //! time in the server, and the wait in the socket comes before it), and
-//! the client's median latency as a line above them, the rest of which is
+//! the client's mean latency as a line above them, the rest of which is
 //! the network and the client. Loads whose p99 passed four times the
 //! objective are left out: their queues dwarf everything below.
 
@@ -18,6 +18,8 @@ use crate::measure::anatomy::Anatomy;
 
 const WIDTH: u32 = 1060;
 const HEIGHT: u32 = 760;
+/// The legend's strip under the panels: three rows.
+const LEGEND_HEIGHT: u32 = 80;
 /// Points up to this multiple of the objective are drawn.
 const SHOWN_UP_TO: f64 = 4.0;
 
@@ -53,16 +55,17 @@ fn layers(a: &Anatomy) -> [f64; 6] {
 /// Where the stage chart of a sweep whose latency chart is `svg` goes:
 /// `sweep.svg` -> `sweep-stages.svg`.
 pub fn path_beside(svg: &Path) -> PathBuf {
-    let stem = svg.file_stem().map_or("sweep".into(), |s| s.to_string_lossy());
+    let stem = svg
+        .file_stem()
+        .map_or("sweep".into(), |s| s.to_string_lossy());
     svg.with_file_name(format!("{stem}-stages.svg"))
 }
 
 /// Writes the chart to `path`; `false` (and nothing written) when no
 /// point has stage times.
 pub fn write_svg(path: &Path, title: &str, points: &[SweepPoint], slo_us: f64) -> Result<bool> {
-    let shown = |p: &&SweepPoint| {
-        p.counts && p.anatomy.is_some() && p.p99_us <= SHOWN_UP_TO * slo_us
-    };
+    let shown =
+        |p: &&SweepPoint| p.counts && p.anatomy.is_some() && p.p99_us <= SHOWN_UP_TO * slo_us;
     if !points.iter().any(|p| shown(&p)) {
         return Ok(false);
     }
@@ -72,7 +75,8 @@ pub fn write_svg(path: &Path, title: &str, points: &[SweepPoint], slo_us: f64) -
     let root = root
         .titled(title, (FONT, 16).into_font())
         .map_err(plot_error)?;
-    let (panels, legend) = root.split_vertically(HEIGHT - 80);
+    let (_, height) = root.dim_in_pixel();
+    let (panels, legend) = root.split_vertically(height.saturating_sub(LEGEND_HEIGHT));
     let rows = servers.len().div_ceil(2).max(1);
     let areas = panels.split_evenly((rows, 2));
     for (server, area) in servers.iter().zip(areas.iter()) {
@@ -97,11 +101,11 @@ fn draw_panel<DB: DrawingBackend>(
     sorted.sort_by(|a, b| a.offered.total_cmp(&b.offered));
     let stacks: Vec<(f64, [f64; 6], f64)> = sorted
         .iter()
-        .filter_map(|p| Some((p.offered, layers(p.anatomy.as_ref()?), p.p50_us)))
+        .filter_map(|p| Some((p.offered, layers(p.anatomy.as_ref()?), p.mean_us)))
         .collect();
     let y_hi = stacks
         .iter()
-        .map(|(_, l, p50)| l.iter().sum::<f64>().max(*p50))
+        .map(|(_, l, client)| l.iter().sum::<f64>().max(*client))
         .fold(1.0, f64::max)
         * 1.1;
     let x_hi = stacks.iter().map(|s| s.0).fold(1.0, f64::max) * 1.05;
@@ -138,7 +142,7 @@ fn draw_panel<DB: DrawingBackend>(
             .draw_series([Polygon::new(band, color.filled())])
             .map_err(plot_error)?;
     }
-    let client: Vec<(f64, f64)> = stacks.iter().map(|(x, _, p50)| (*x, *p50)).collect();
+    let client: Vec<(f64, f64)> = stacks.iter().map(|(x, _, mean)| (*x, *mean)).collect();
     chart
         .draw_series(LineSeries::new(client.clone(), BLACK.stroke_width(2)))
         .map_err(plot_error)?;
@@ -154,7 +158,10 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift
         .iter()
         .map(|(name, color)| (name.to_string(), color.filled()))
         .collect();
-    entries.push(("client p50 (the rest: network, client)".into(), BLACK.filled()));
+    entries.push((
+        "the client's mean (above the stages: network, client)".into(),
+        BLACK.filled(),
+    ));
     for (i, (label, style)) in entries.iter().enumerate() {
         let (x, y) = (20 + 340 * (i as i32 % 3), 14 + 22 * (i as i32 / 3));
         area.draw(&Rectangle::new([(x, y), (x + 18, y + 12)], *style))
@@ -225,10 +232,13 @@ mod tests {
         ];
         assert!(write_svg(&path, "t", &points, 1000.0).unwrap());
         let svg = std::fs::read_to_string(&path).unwrap();
-        for text in ["basic", "worker-pool", "execute", "client p50"] {
+        for text in ["basic", "worker-pool", "execute", "the client"] {
             assert!(svg.contains(text), "{text}");
         }
-        assert!(!svg.contains(">3k<"), "the 3000 req/s point widened the axis");
+        assert!(
+            !svg.contains(">3k<"),
+            "the 3000 req/s point widened the axis"
+        );
         let bare: Vec<SweepPoint> = points
             .iter()
             .cloned()

@@ -66,7 +66,8 @@ impl Reader {
         let crew = Arc::clone(&self.crew);
         loop {
             let timeout = self.next_timeout();
-            let polled = wait_for_events(&mut self.poll, &mut events, timeout);
+            let timed = self.hands.engine.settings.stamp_arrivals;
+            let polled = wait_for_events(&mut self.poll, &mut events, timeout, timed);
             crew.rise(self.me);
             if !polled {
                 continue;

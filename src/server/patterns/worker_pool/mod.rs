@@ -163,7 +163,8 @@ impl Dispatch {
             } else {
                 POLL_TIMEOUT
             };
-            if !wait_for_events(&mut self.poll, &mut events, timeout) {
+            let timed = self.hands.engine.settings.stamp_arrivals;
+            if !wait_for_events(&mut self.poll, &mut events, timeout, timed) {
                 continue;
             }
             let started = Instant::now();

@@ -327,6 +327,7 @@ impl Sweeper<'_> {
             at_s,
             achieved: total.ops_per_sec,
             p50_us: total.latency_us.p50,
+            mean_us: total.latency_us.mean,
             p99: Percentile::of(&all.hist, 0.99, args.confidence / 100.0),
             p999_us: total.latency_us.p999,
             service_us: work.mean_spent().map(|d| d.as_secs_f64() * 1e6),

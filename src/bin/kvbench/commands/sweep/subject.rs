@@ -47,8 +47,10 @@ pub fn start_all(args: &SweepArgs) -> Result<Vec<Subject>> {
     };
     let mut servers = args.servers.clone();
     servers.server_args.push(format!("--work={work}"));
-    // The socket and wakeup stage times, for the anatomy and model+.
+    // Every batch's stage times, with the socket and wakeup stages, for
+    // the anatomy and model+.
     servers.server_args.push("--stamp-arrivals".into());
+    servers.server_args.push("--stage-sample=1".into());
     let launcher = launcher(&servers)?;
     for target in servers::targets(&servers.patterns, Some(false))? {
         let process = launcher.start(&target)?;

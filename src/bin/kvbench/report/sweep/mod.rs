@@ -34,6 +34,7 @@ pub struct Sample {
     /// Replies per second received.
     pub achieved: f64,
     pub p50_us: f64,
+    pub mean_us: f64,
     /// The p99 with its confidence interval.
     pub p99: Percentile,
     pub p999_us: f64,
@@ -106,6 +107,7 @@ pub struct SweepPoint {
     /// Median over rounds.
     pub achieved: f64,
     pub p50_us: f64,
+    pub mean_us: f64,
     /// Median over rounds (infinite when most rounds saturated).
     pub p99_us: f64,
     /// Where the point's p99 can be: the lowest and highest of its rounds
@@ -199,6 +201,7 @@ impl SweepPoint {
             retries: samples.iter().filter(|s| s.attempt > 1).count() as u32,
             achieved: spread(&|s| s.achieved),
             p50_us: spread(&|s| s.p50_us),
+            mean_us: spread(&|s| s.mean_us),
             p99_us,
             p99_low_us,
             p99_high_us,
@@ -284,6 +287,7 @@ pub mod tests {
             at_s: round as f64,
             achieved: 1000.0,
             p50_us: p99_us / 4.0,
+            mean_us: p99_us / 3.0,
             p99: Percentile {
                 value_us: p99_us,
                 low_us: Some(p99_us * 0.9),
