@@ -9,7 +9,8 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{CompareArgs, ServerArgs};
-use crate::load::driver::{self, Options};
+use crate::load::driver;
+use crate::load::options::Options;
 use crate::load::warmup;
 use crate::load::workload::{self, WorkloadArgs, WorkloadName};
 use crate::measure::anatomy::{self, Anatomy};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::RunArgs;
-use crate::load::driver::{self, Options};
+use crate::load::driver;
+use crate::load::options::Options;
 use crate::load::warmup;
 use crate::load::workload;
 use crate::measure::cpus::Affinity;

@@ -7,21 +7,33 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
 use crate::load::arrivals::{connection_seed, PoissonArrivals};
 use crate::load::client::{self, Conn, RequestGen};
-use crate::load::driver::Shared;
+use crate::load::options::Options;
 use crate::load::reply::ErrorKind;
 use crate::load::stats::GroupStats;
 use crate::load::timer::{set_timer_slack, Timer};
-use crate::load::workload::Arrivals;
+use crate::load::workload::{Arrivals, GroupSpec};
 
 const TIMER: Token = Token(usize::MAX);
+
+/// Shared by the client threads of one run.
+pub struct Shared {
+    pub specs: Vec<Arc<GroupSpec>>,
+    pub value: Arc<[u8]>,
+    pub opts: Options,
+    /// All threads start the measured run together.
+    pub barrier: Barrier,
+    /// Replies and errors so far, for the progress bar.
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+}
 
 /// Thread entry: connects, waits for the others, runs the plan.
 /// What one client thread measured.

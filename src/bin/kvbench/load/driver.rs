@@ -2,7 +2,6 @@
 //! threads ([`super::client_thread`]), starts them together, shows
 //! progress, and merges what they measured ([`super::stats`]).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -12,26 +11,10 @@ use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 
 use crate::load::client;
-use crate::load::client_thread::client_thread;
+use crate::load::client_thread::{client_thread, Shared};
+use crate::load::options::Options;
 use crate::load::stats::GroupStats;
-use crate::load::workload::{GroupSpec, Plan};
-
-/// How to drive the server.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub server: SocketAddr,
-    pub duration: Duration,
-    pub client_threads: usize,
-    /// Connect timeout (and bound of the whole connect phase), warmup reply
-    /// timeout, and grace period for the last replies after the run.
-    pub timeout: Duration,
-    /// Open loop: poll without sleeping from this long before a send is
-    /// due (a timer wake-up can be tens of µs late).
-    pub spin: Duration,
-    /// Seeds the Poisson arrivals: connection `i` of a group draws its
-    /// gaps from `connection_seed(seed, i)`, as the queueing model does.
-    pub seed: u64,
-}
+use crate::load::workload::Plan;
 
 /// The measured part of a run.
 #[derive(Debug)]
@@ -72,18 +55,6 @@ pub fn assign(plan: &Plan, threads: usize) -> Vec<Vec<(usize, usize)>> {
     }
     out.retain(|t| !t.is_empty());
     out
-}
-
-/// Shared by the client threads of one run.
-pub struct Shared {
-    pub specs: Vec<Arc<GroupSpec>>,
-    pub value: Arc<[u8]>,
-    pub opts: Options,
-    /// All threads start the measured run together.
-    pub barrier: Barrier,
-    /// Replies and errors so far, for the progress bar.
-    pub done: AtomicU64,
-    pub failed: AtomicU64,
 }
 
 /// Runs the measured part of `plan`, updating `bar` (position: elapsed

@@ -6,6 +6,7 @@
 //! - [`client`]: one connection: encoding requests, non-blocking I/O.
 //! - [`reply`]: framing replies and matching them to requests.
 //! - [`warmup`]: every key set once before the run.
+//! - [`options`]: how a run drives the server.
 //! - [`driver`]: the measured run, over [`client_thread`]s.
 //! - [`stats`]: what a group of connections did.
 //! - [`timer`]: precise wake-ups.
@@ -14,6 +15,7 @@ pub mod arrivals;
 pub mod client;
 pub mod client_thread;
 pub mod driver;
+pub mod options;
 pub mod reply;
 pub mod stats;
 pub mod timer;

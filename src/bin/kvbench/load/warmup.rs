@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 
 use crate::load::client;
-use crate::load::driver::Options;
+use crate::load::options::Options;
 use crate::load::reply::{parse_replies, Expect, Outcome, ReplyParser};
 use crate::load::workload::{Plan, Rng};
 

@@ -173,36 +173,24 @@ pub fn write_svg(
             }))
             .map_err(plot_error)?;
         legend.push((server.to_string(), LegendMark::Solid(color.to_rgba())));
-        let model: Vec<(f64, f64)> = mine
-            .iter()
-            .filter_map(|p| Some((p.offered, clamp(p.model_p99_us?))))
-            .collect();
-        if !model.is_empty() {
+        // Each model beside the measurement: dashed the ideal one, dotted
+        // the one fed this machine's overheads.
+        let models: [ModelLine; 2] = [
+            (|p| p.model_p99_us, 6, "model", LegendMark::Dashed),
+            (|p| p.model_measured_p99_us, 2, "model+", LegendMark::Dotted),
+        ];
+        for (p99, dash, name, mark) in models {
+            let line: Vec<(f64, f64)> = mine
+                .iter()
+                .filter_map(|p| Some((p.offered, clamp(p99(p)?))))
+                .collect();
+            if line.is_empty() {
+                continue;
+            }
             chart
-                .draw_series(DashedLineSeries::new(model, 6, 4, color.stroke_width(2)))
+                .draw_series(DashedLineSeries::new(line, dash, 4, color.stroke_width(2)))
                 .map_err(plot_error)?;
-            legend.push((
-                format!("{server} (model)"),
-                LegendMark::Dashed(color.to_rgba()),
-            ));
-        }
-        let measured_model: Vec<(f64, f64)> = mine
-            .iter()
-            .filter_map(|p| Some((p.offered, clamp(p.model_measured_p99_us?))))
-            .collect();
-        if !measured_model.is_empty() {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    measured_model,
-                    2,
-                    4,
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_error)?;
-            legend.push((
-                format!("{server} (model+)"),
-                LegendMark::Dotted(color.to_rgba()),
-            ));
+            legend.push((format!("{server} ({name})"), mark(color.to_rgba())));
         }
     }
     if points.iter().any(|p| !p.counts) {
@@ -219,6 +207,15 @@ pub fn write_svg(
     root.present().map_err(plot_error)?;
     Ok(())
 }
+
+/// A model's line: its p99 at a point, the dash length, its name in the
+/// legend, and its legend mark.
+type ModelLine = (
+    fn(&SweepPoint) -> Option<f64>,
+    u32,
+    &'static str,
+    fn(RGBAColor) -> LegendMark,
+);
 
 /// How a legend entry is drawn.
 enum LegendMark {

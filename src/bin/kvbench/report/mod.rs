@@ -22,7 +22,8 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::driver::{Options, RunResult};
+use crate::load::driver::RunResult;
+use crate::load::options::Options;
 use crate::load::reply::ErrorKind;
 use crate::load::stats::GroupStats;
 use crate::load::warmup::WarmupResult;

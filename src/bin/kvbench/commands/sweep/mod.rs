@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use super::compare::{RUN_TIMEOUT, SPIN_US};
 use crate::cli::SweepArgs;
-use crate::load::driver::Options;
+use crate::load::options::Options;
 use crate::load::warmup;
 use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, WorkloadName};
 use crate::measure::cpus::{Affinity, CpuList};
