@@ -242,7 +242,7 @@ impl Distribution {
 
 /// One thread's histograms, one per [`Stage`].
 #[derive(Debug, Default)]
-pub struct StageHistograms([Histogram; 8]);
+pub struct StageHistograms([Histogram; Stage::ALL.len()]);
 
 impl StageHistograms {
     pub fn get(&self, stage: Stage) -> &Histogram {
@@ -269,7 +269,7 @@ impl StageHistograms {
         }
     }
 
-    pub fn snapshot(&self) -> [Distribution; 8] {
+    pub fn snapshot(&self) -> [Distribution; Stage::ALL.len()] {
         Stage::ALL.map(|s| self.get(s).snapshot())
     }
 }

@@ -12,6 +12,7 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 
 use super::stats;
+use crate::model::empirical::Empirical;
 
 /// One stage's distribution, as the server reports it.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -30,19 +31,7 @@ impl StageTimes {
     /// The value below which a share `q` of the requests lie, interpolated
     /// between the reported quantiles (0 when nothing was counted).
     pub fn at(&self, q: f64) -> f64 {
-        let Some(&(q0, v0)) = self.quantiles.first() else {
-            return 0.0;
-        };
-        if q <= q0 {
-            return v0;
-        }
-        for w in self.quantiles.windows(2) {
-            let ((qa, va), (qb, vb)) = (w[0], w[1]);
-            if q <= qb {
-                return va + (vb - va) * (q - qa) / (qb - qa).max(f64::EPSILON);
-            }
-        }
-        self.quantiles.last().map_or(0.0, |&(_, v)| v)
+        Empirical::from_quantiles_us(&self.quantiles).map_or(0.0, |e| e.at(q) / 1e3)
     }
 }
 

@@ -103,68 +103,32 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
     ]);
     for s in summary {
         let m = &s.max_load;
-        if s.points_counted == 0 {
-            table.row(vec![
-                s.server.clone(),
-                "cannot tell".into(),
-                "-".into(),
-                s.model_max_load_at_slo
-                    .map_or("-".into(), |m| format!("{m:.0}")),
-                s.model_max_load_at_slo
-                    .zip(capacity)
-                    .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
-                String::new(),
-                s.model_measured_max_load
-                    .map_or("-".into(), |m| format!("{m:.0}")),
-                s.model_measured_max_load
-                    .zip(capacity)
-                    .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
-                String::new(),
-                s.service_us.map_or("-".into(), us),
-                s.model_service.clone().unwrap_or_else(|| "-".into()),
-                format!("{}/{}", s.points_counted, s.points),
-            ]);
-            continue;
-        }
-        let measured = match m.bound {
-            Bound::Interpolated => format!("{:.0} ({:.0}-{:.0})", m.estimate, m.low, m.high),
-            Bound::BelowLowest => format!("< {:.0}", m.lowest),
-            Bound::AtLeastHighest => format!(">= {:.0}", m.estimate),
+        let (measured, of_capacity, counted) = if s.points_counted == 0 {
+            ("cannot tell".to_string(), "-".to_string(), None)
+        } else {
+            let uncertain = if m.uncertain.is_some() { " ?" } else { "" };
+            (
+                measured_load(m) + uncertain,
+                measured_share(m, capacity),
+                Some(m),
+            )
         };
-        let of_capacity = capacity.map_or("-".into(), |c| {
-            let pct = |v: f64| 100.0 * v / c;
-            match m.bound {
-                Bound::Interpolated => format!(
-                    "{} ({}-{})",
-                    percent(pct(m.estimate)),
-                    number(pct(m.low)),
-                    percent(pct(m.high))
-                ),
-                Bound::BelowLowest => format!("< {}", percent(pct(m.lowest))),
-                Bound::AtLeastHighest => format!(">= {}", percent(pct(m.estimate))),
-            }
-        });
-        let uncertain = if m.uncertain.is_some() { " ?" } else { "" };
-        table.row(vec![
-            s.server.clone(),
-            measured + uncertain,
-            of_capacity,
-            s.model_max_load_at_slo
-                .map_or("-".into(), |m| format!("{m:.0}")),
-            s.model_max_load_at_slo
-                .zip(capacity)
-                .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
-            ratio(m, s.model_max_load_at_slo),
-            s.model_measured_max_load
-                .map_or("-".into(), |m| format!("{m:.0}")),
-            s.model_measured_max_load
-                .zip(capacity)
-                .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
-            ratio(m, s.model_measured_max_load),
+        let mut row = vec![s.server.clone(), measured, of_capacity];
+        for model in [s.model_max_load_at_slo, s.model_measured_max_load] {
+            row.push(model.map_or("-".into(), |m| format!("{m:.0}")));
+            row.push(
+                model
+                    .zip(capacity)
+                    .map_or("-".into(), |(m, c)| percent(100.0 * m / c)),
+            );
+            row.push(counted.map_or(String::new(), |m| ratio(m, model)));
+        }
+        row.extend([
             s.service_us.map_or("-".into(), us),
             s.model_service.clone().unwrap_or_else(|| "-".into()),
             format!("{}/{}", s.points_counted, s.points),
         ]);
+        table.row(row);
     }
     let mut out = table.render(1);
     for s in summary {
@@ -173,6 +137,32 @@ pub fn render_summary(summary: &[SweepSummary], capacity: Option<f64>) -> String
         }
     }
     out
+}
+
+/// The measured maximum load, req/s: `1400 (1260-1540)`, `< 1000`, `>= 9000`.
+fn measured_load(m: &MaxLoad) -> String {
+    match m.bound {
+        Bound::Interpolated => format!("{:.0} ({:.0}-{:.0})", m.estimate, m.low, m.high),
+        Bound::BelowLowest => format!("< {:.0}", m.lowest),
+        Bound::AtLeastHighest => format!(">= {:.0}", m.estimate),
+    }
+}
+
+/// The same in % of capacity, `-` when capacity is not known.
+fn measured_share(m: &MaxLoad, capacity: Option<f64>) -> String {
+    capacity.map_or("-".into(), |c| {
+        let pct = |v: f64| 100.0 * v / c;
+        match m.bound {
+            Bound::Interpolated => format!(
+                "{} ({}-{})",
+                percent(pct(m.estimate)),
+                number(pct(m.low)),
+                percent(pct(m.high))
+            ),
+            Bound::BelowLowest => format!("< {}", percent(pct(m.lowest))),
+            Bound::AtLeastHighest => format!(">= {}", percent(pct(m.estimate))),
+        }
+    })
 }
 
 /// The measured maximum load over a model's, when both are known.
