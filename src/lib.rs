@@ -9,6 +9,7 @@
 //!   per-thread statistics; every pattern calls it the same way.
 //! - [`server`]: sockets, connections and the four threading patterns,
 //!   side by side in `server/patterns/`.
+//! - [`tls`]: memcached's `-Z`: certificates, sessions and TLS counters.
 //! - [`alloc`]: the memory allocator (jemalloc), its settings and figures.
 //!
 //! The engine without a socket: parse a request out of a buffer, execute
@@ -49,3 +50,4 @@ pub mod engine;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod tls;

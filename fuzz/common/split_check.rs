@@ -206,6 +206,7 @@ fn describe(request: &Request, bytes: &[Bytes]) -> String {
         Request::Stats { .. } => "stats".to_string(),
         Request::CacheMemlimit { noreply, .. } => format!("cache_memlimit{}", nr(noreply)),
         Request::Quit => "quit".to_string(),
+        Request::RefreshCerts => "refresh_certs".to_string(),
         Request::Error { reply, noreply } => format!("error:{reply:?}{}", nr(noreply)),
         Request::Meta(meta) => {
             let command = match meta.command {
@@ -253,6 +254,7 @@ pub fn spans(request: &Request) -> Vec<Span> {
         | Request::Verbosity { .. }
         | Request::CacheMemlimit { .. }
         | Request::Quit
+        | Request::RefreshCerts
         | Request::Error { .. }
         | Request::MetaNoop => Vec::new(),
     }

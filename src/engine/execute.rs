@@ -147,6 +147,17 @@ impl Engine {
                 out.extend_from_slice(super::VERSION.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
+            Request::RefreshCerts => match &self.tls {
+                None => out.extend_from_slice(b"Error TLS not enabled\r\n"),
+                Some(tls) => match tls.refresh() {
+                    Ok(()) => out.extend_from_slice(reply::OK),
+                    Err(why) => {
+                        tracing::warn!("refresh_certs: {why}; the old certificate stays");
+                        out.extend_from_slice(why.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                },
+            },
             Request::Verbosity { level, .. } => {
                 self.set_verbosity(level);
                 out.extend_from_slice(reply::OK);

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::protocol::Limits;
 use crate::store::Store;
+use crate::tls::Tls;
 use stats::StatsRegistry;
 
 pub use execute::Flow;
@@ -57,6 +58,9 @@ pub struct Engine {
     pub stats: StatsRegistry,
     pub settings: Settings,
     pub limits: Limits,
+    /// `-Z`: the certificate and session cache every TLS connection
+    /// starts from, and its counters.
+    pub tls: Option<Tls>,
     verbosity: AtomicU32,
     started: Instant,
 }
@@ -68,9 +72,16 @@ impl Engine {
             stats: StatsRegistry::default(),
             limits: Limits::new(settings.max_item_size),
             settings,
+            tls: None,
             verbosity: AtomicU32::new(0),
             started: Instant::now(),
         }
+    }
+
+    /// The engine serving TLS connections with `tls` (`-Z`).
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Engine {
+        self.tls = tls;
+        self
     }
 
     fn set_verbosity(&self, level: u32) {

@@ -5,6 +5,7 @@ use super::stats::Role;
 use super::Engine;
 use crate::alloc;
 use crate::protocol::reply::{self, stat};
+use crate::tls::TlsOptions;
 
 impl Engine {
     /// Answers `stats <args>`.
@@ -65,6 +66,17 @@ impl Engine {
         stat(out, "total_items", store.total_items);
         stat(out, "evictions", store.evictions);
         stat(out, "reclaimed", store.reclaimed);
+        if let Some(tls) = &self.tls {
+            let counters = &tls.counters;
+            stat(
+                out,
+                "ssl_handshake_errors",
+                load(&counters.handshake_errors),
+            );
+            stat(out, "ssl_proto_errors", load(&counters.proto_errors));
+            stat(out, "ssl_new_sessions", load(&counters.new_sessions));
+            stat(out, "time_since_server_cert_refresh", tls.since_refresh());
+        }
         stat(out, "pattern", self.settings.pattern);
         // Beyond memcached: where resident memory goes, beside `bytes`.
         let heap = alloc::heap();
@@ -182,6 +194,7 @@ impl Engine {
         stat(out, "cas_enabled", "yes");
         stat(out, "item_size_max", s.max_item_size);
         stat(out, "idle_timeout", s.idle_timeout);
+        self.tls_settings(out);
         stat(out, "pattern", s.pattern);
         stat(out, "work", self.work_name());
         stat(out, "stage_sample", s.stage_sample);
@@ -191,6 +204,29 @@ impl Engine {
             if s.stamp_arrivals { "yes" } else { "no" },
         );
         stat(out, "store_shards", self.store.shard_count());
+    }
+
+    /// The `ssl_*` settings under memcached's names, shown with TLS off
+    /// too, as memcached built with TLS shows them.
+    fn tls_settings(&self, out: &mut Vec<u8>) {
+        let default = TlsOptions::default();
+        let options = self.tls.as_ref().map_or(&default, |tls| &tls.options);
+        let path = |p: &Option<std::path::PathBuf>, none: &str| {
+            p.as_ref()
+                .map_or(none.to_string(), |p| p.display().to_string())
+        };
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        stat(out, "ssl_enabled", yes_no(self.tls.is_some()));
+        stat(out, "ssl_chain_cert", path(&options.chain_cert, "(null)"));
+        stat(out, "ssl_key", path(&options.key, "(null)"));
+        stat(out, "ssl_verify_mode", options.verify_mode.number());
+        stat(out, "ssl_keyformat", 1);
+        stat(out, "ssl_ciphers", "NULL");
+        stat(out, "ssl_ca_cert", path(&options.ca_cert, "NULL"));
+        stat(out, "ssl_wbuf_size", options.wbuf_size_kib * 1024);
+        stat(out, "ssl_session_cache", yes_no(options.session_cache));
+        stat(out, "ssl_kernel_tls", "no");
+        stat(out, "ssl_min_version", options.min_version.name());
     }
 
     /// kvserve keeps one item class; memcached lists only classes in use.
@@ -265,6 +301,11 @@ impl Engine {
             if t.role == Role::StealingReader {
                 stat(out, &format!("{n}:stolen"), t.stolen.get());
                 stat(out, &format!("{n}:lost"), t.lost.get());
+            }
+            if self.tls.is_some() {
+                stat(out, &format!("{n}:tls_handshakes"), t.tls_handshakes.get());
+                stat(out, &format!("{n}:tls_resumed"), t.tls_resumed.get());
+                stat(out, &format!("{n}:tls_us"), t.tls_ns.get() / 1000);
             }
         }
     }

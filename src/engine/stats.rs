@@ -145,6 +145,13 @@ pub struct ThreadStats {
     /// work-stealing: batches of this reader's connections that others
     /// stole, counted by this reader when the connection comes back.
     pub lost: Counter,
+    /// TLS handshakes this thread completed, and how many of them resumed
+    /// a session.
+    pub tls_handshakes: Counter,
+    pub tls_resumed: Counter,
+    /// Time this thread spent in TLS: handshakes, decrypting and
+    /// encrypting, in nanoseconds (not the socket calls around them).
+    pub tls_ns: Counter,
     pub commands: CommandCounters,
     /// Where the time of the requests this thread finished went.
     pub stages: StageHistograms,
@@ -191,6 +198,9 @@ impl StatsRegistry {
             work_spent_ns: Counter::default(),
             stolen: Counter::default(),
             lost: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_resumed: Counter::default(),
+            tls_ns: Counter::default(),
             commands: CommandCounters::default(),
             stages: StageHistograms::default(),
         });

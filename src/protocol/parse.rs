@@ -126,6 +126,7 @@ impl Line<'_> {
             b"flush_all" if (1..=3).contains(&n) => self.flush_all(),
             b"version" => Command::Complete(R::Version),
             b"quit" => Command::Complete(R::Quit),
+            b"refresh_certs" => Command::Complete(R::RefreshCerts),
             b"verbosity" if accepts(&[2, 3]) => match parse_u32(self.token(1)) {
                 Some(level) => Command::Complete(R::Verbosity {
                     level,

@@ -190,6 +190,8 @@ pub enum Request {
     },
     /// `quit`: the server closes the connection.
     Quit,
+    /// `refresh_certs`: reload the TLS certificate and key.
+    RefreshCerts,
     /// `mg`, `ms`, `md`, `ma`.
     Meta(MetaRequest),
     /// `me <key> [b]`: memcached's debug line about one item.

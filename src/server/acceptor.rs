@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
+use crate::server::listener::{accept_pending, connection_closed, Accepted, Listeners};
 use crossbeam_channel::{Receiver, Sender};
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll};
 
 use crate::engine::stats::{Role, ThreadStats};
 use crate::engine::Engine;
-use crate::server::listener::{accept_pending, connection_closed};
 use crate::server::notifier::Notifier;
 use crate::server::polling::{wire_poll, ACCEPT_RETRY, POLL_TIMEOUT};
 use crate::server::shutdown::Shutdown;
@@ -24,16 +23,16 @@ use crate::server::shutdown::Shutdown;
 pub struct ReaderWiring {
     pub poll: Poll,
     pub notifier: Arc<Notifier>,
-    pub inbox: Receiver<TcpStream>,
+    pub inbox: Receiver<Accepted>,
 }
 
 /// The accepting thread's listener and poller, and its readers.
 pub struct Acceptor {
     poll: Poll,
-    listener: TcpListener,
+    listeners: Listeners,
     stats: Arc<ThreadStats>,
     /// Where each reader's new connections go, and how it is woken.
-    inboxes: Vec<(Sender<TcpStream>, Arc<Notifier>)>,
+    inboxes: Vec<(Sender<Accepted>, Arc<Notifier>)>,
     readers: Vec<JoinHandle<()>>,
 }
 
@@ -42,14 +41,14 @@ impl Acceptor {
     /// acceptor has no inbox). Made before the readers, so that `stats
     /// threads` lists the acceptor first.
     pub fn new(
-        mut listener: TcpListener,
+        mut listeners: Listeners,
         engine: &Engine,
         shutdown: &Shutdown,
     ) -> io::Result<Acceptor> {
-        let (poll, _waker) = wire_poll(Some(&mut listener), shutdown)?;
+        let (poll, _waker) = wire_poll(Some(&mut listeners), shutdown)?;
         Ok(Acceptor {
             poll,
-            listener,
+            listeners,
             stats: engine.stats.register(Role::Acceptor),
             inboxes: Vec::new(),
             readers: Vec::new(),
@@ -92,10 +91,10 @@ impl Acceptor {
                 }
             }
             let started = Instant::now();
-            let result = accept_pending(&self.listener, engine, &self.stats, |stream| {
+            let result = accept_pending(&self.listeners, engine, &self.stats, |accepted| {
                 let (inbox, notifier) = &self.inboxes[next];
                 next = (next + 1) % self.inboxes.len();
-                match inbox.send(stream) {
+                match inbox.send(accepted) {
                     Ok(()) => notifier.notify(),
                     Err(_) => connection_closed(engine),
                 }

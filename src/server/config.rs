@@ -51,9 +51,23 @@ pub struct Config {
     /// TCP port to listen on; 0 picks a free one.
     #[arg(short = 'p', long, default_value_t = 11211)]
     pub port: u16,
-    /// Interface to listen on.
-    #[arg(short = 'l', long, default_value = "127.0.0.1")]
-    pub listen: String,
+    /// Interfaces to listen on, as memcached takes them: `-l` again, or
+    /// several separated by commas; each HOST, HOST:PORT or [IPV6]:PORT
+    /// (without a port, -p's). With -Z, the prefix `notls:` makes one
+    /// plaintext beside the TLS ones (e.g. -l 0.0.0.0,notls:127.0.0.1:11212).
+    #[arg(short = 'l', long, default_value = "127.0.0.1", value_delimiter = ',')]
+    pub listen: Vec<String>,
+    /// TLS on every listener without the `notls:` prefix, with the
+    /// certificate -o ssl_chain_cert and ssl_key name (memcached's -Z).
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
+    /// memcached's extended options, comma-separated, -o again for more.
+    /// kvserve takes its TLS ones: ssl_chain_cert=FILE, ssl_key=FILE,
+    /// ssl_ca_cert=FILE, ssl_verify_mode=0-3 (none, request, require,
+    /// once), ssl_min_version=0-3 (TLS 1.0-1.3; rustls speaks 1.2 and 1.3),
+    /// ssl_session_cache (resumption), ssl_wbuf_size=KIB.
+    #[arg(short = 'o', long = "extended", value_name = "OPTIONS")]
+    pub extended: Vec<String>,
     /// Reader threads (multi-reader, work-stealing) or worker threads
     /// (worker-pool); the
     /// acceptor or dispatch thread comes on top. basic always uses one.
@@ -111,6 +125,53 @@ pub struct Config {
     /// More logging: -v debug, -vv trace (RUST_LOG overrides; default info).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// One `-l` address: where, and whether TLS is off on it (`notls:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub host: String,
+    /// `None`: the `-p` port.
+    pub port: Option<u16>,
+    pub notls: bool,
+}
+
+impl ListenSpec {
+    /// Reads `[notls:]HOST[:PORT]`, `[notls:][IPV6]:PORT` or a bare IPv6
+    /// address, as memcached does.
+    pub fn parse(text: &str) -> Result<ListenSpec, String> {
+        let (notls, rest) = match text.strip_prefix("notls:") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("not a port in -l {text}: {p}"))
+        };
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| format!("no closing ] in -l {text}"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (host, Some(port(p)?)),
+                None if after.is_empty() => (host, None),
+                None => return Err(format!("cannot read -l {text}")),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((host, p)) if !p.contains(':') => (host, Some(port(p)?)),
+                _ => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("no host in -l {text}"));
+        }
+        Ok(ListenSpec {
+            host: host.to_string(),
+            port,
+            notls,
+        })
+    }
 }
 
 /// Flags memcached refuses to start with: its message on stderr and its

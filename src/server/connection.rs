@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::tls_io::TlsIo;
 use super::{command_log, polling, receive};
 use crate::engine::stages::{before, Stage};
 use crate::engine::stats::ThreadStats;
@@ -106,12 +107,16 @@ pub struct Connection {
     /// The socket's descriptor when commands and replies are logged
     /// (`-vv`), decided once when the connection opens.
     log_fd: Option<RawFd>,
+    /// The TLS session the socket's bytes go through, on a TLS listener's
+    /// connection. Boxed: a session is a few hundred bytes that a
+    /// plaintext connection should not carry.
+    tls: Option<Box<TlsIo>>,
 }
 
 impl Connection {
-    /// A connection on `stream`, whose reads ask the kernel when their
-    /// bytes arrived if `stamped`.
-    pub fn new(stream: TcpStream, stamped: bool) -> Connection {
+    /// A connection on `stream`, through `tls` if it is a TLS listener's,
+    /// whose reads ask the kernel when their bytes arrived if `stamped`.
+    pub fn new(stream: TcpStream, stamped: bool, tls: Option<TlsIo>) -> Connection {
         let log_fd = command_log::enabled().then(|| stream.as_raw_fd());
         if let Some(fd) = log_fd {
             command_log::opened(fd);
@@ -135,6 +140,7 @@ impl Connection {
             watching_writes: false,
             last_read: Instant::now(),
             last_arrival: None,
+            tls: tls.map(Box::new),
         }
     }
 
@@ -218,6 +224,9 @@ impl Connection {
     /// Reads once from the socket. `Ok(true)`: got bytes; `Ok(false)`: it
     /// would block; an end of stream closes once the output is written.
     pub fn fill(&mut self, stats: &ThreadStats) -> io::Result<bool> {
+        if self.tls.is_some() {
+            return self.fill_through_tls(stats);
+        }
         if !self.readable {
             return Ok(false);
         }
@@ -242,14 +251,7 @@ impl Connection {
                     if self.end + n < self.input.len() && !self.read_closed {
                         self.readable = false;
                     }
-                    self.end += n;
-                    self.last_read = Instant::now();
-                    self.last_arrival = age.map(|age| before(self.last_read, age));
-                    if let Some(woke) = self.last_arrival.and_then(polling::wakeup_after) {
-                        let ns = woke.as_nanos() as u64;
-                        stats.stages.get(Stage::Wakeup).record(ns, 1);
-                    }
-                    stats.bytes_read.add(n as u64);
+                    self.took(n, age, stats);
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -265,18 +267,70 @@ impl Connection {
         }
     }
 
+    /// The plaintext of what one read of the socket brought, or of what
+    /// the session still held: [`fill`](Self::fill) for TLS. The session
+    /// may hold plaintext when the socket has no event, so it is asked
+    /// even when the socket is not readable.
+    fn fill_through_tls(&mut self, stats: &ThreadStats) -> io::Result<bool> {
+        self.make_room();
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(false);
+        };
+        let space = &mut self.input[self.end..];
+        let received = tls
+            .read(&mut self.stream, self.stamped, self.readable, space, stats)
+            .inspect_err(|e| tracing::debug!("{}: read failed: {e}", self.stream.as_raw_fd()))?;
+        if received.drained && !self.read_closed {
+            self.readable = false;
+        }
+        if received.closed {
+            self.closing = true;
+            return Ok(false);
+        }
+        if received.len == 0 {
+            return Ok(false);
+        }
+        self.took(received.len, received.age, stats);
+        Ok(true)
+    }
+
+    /// Takes note of `n` bytes read, the last of which arrived `age` ago.
+    fn took(&mut self, n: usize, age: Option<Duration>, stats: &ThreadStats) {
+        self.end += n;
+        self.last_read = Instant::now();
+        self.last_arrival = age.map(|age| before(self.last_read, age));
+        if let Some(woke) = self.last_arrival.and_then(polling::wakeup_after) {
+            let ns = woke.as_nanos() as u64;
+            stats.stages.get(Stage::Wakeup).record(ns, 1);
+        }
+        stats.bytes_read.add(n as u64);
+    }
+
     /// Writes pending output; `Ok(true)` once all of it is gone.
     #[inline]
     pub fn flush(&mut self, stats: &ThreadStats) -> io::Result<bool> {
         // Serving a connection flushes before it parses, and most often
         // finds the output written already.
-        if self.output.is_empty() {
+        if self.output.is_empty() && self.tls.as_ref().is_none_or(|tls| !tls.has_unsent()) {
             return Ok(true);
         }
         self.write_out(stats)
     }
 
     fn write_out(&mut self, stats: &ThreadStats) -> io::Result<bool> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let unsent = &self.output[self.written..];
+            let (taken, sent) = tls
+                .write(&mut self.stream, unsent, stats)
+                .inspect_err(|e| {
+                    tracing::debug!("{}: write failed: {e}", self.stream.as_raw_fd())
+                })?;
+            self.written += taken;
+            stats.bytes_written.add(taken as u64);
+            if !sent || self.written < self.output.len() {
+                return Ok(false);
+            }
+        }
         while self.written < self.output.len() {
             match self.stream.write(&self.output[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -332,8 +386,11 @@ impl Connection {
         self.pending_output() == 0 && now.duration_since(self.last_read) > timeout
     }
 
+    /// Reply bytes not yet written: the connection's own, and (counted
+    /// as one) any its TLS session holds encrypted.
     pub fn pending_output(&self) -> usize {
-        self.output.len() - self.written
+        let in_session = self.tls.as_ref().is_some_and(|tls| tls.has_unsent());
+        self.output.len() - self.written + usize::from(in_session)
     }
 
     /// Whether the connection is to be closed once its output is written.

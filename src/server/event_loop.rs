@@ -24,14 +24,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token};
 
 use super::acceptor::ReaderWiring;
 use super::batch::{execute_batch, Batch};
 use super::connection::Readiness;
 use super::home::{Hands, Home};
-use super::listener::accept_pending;
+use super::listener::{accept_pending, Accepted, Listeners};
 use super::notifier::Notifier;
 use super::polling::{
     end_round, wait_for_events, wire_poll, ACCEPT_RETRY, DRAIN_TIMEOUT, LISTENER, POLL_TIMEOUT,
@@ -45,9 +44,9 @@ use crate::store::unix_now;
 /// Where an event loop's connections come from.
 enum Intake {
     /// basic: the loop owns the listener and accepts itself.
-    Listener(TcpListener),
+    Listener(Listeners),
     /// multi-reader: an acceptor thread sends connections here.
-    Inbox(Receiver<TcpStream>),
+    Inbox(Receiver<Accepted>),
 }
 
 /// One thread's event loop. Wiring ([`EventLoop::with_listener`],
@@ -68,12 +67,12 @@ pub struct EventLoop {
 impl EventLoop {
     /// basic's loop: it accepts on `listener` itself.
     pub fn with_listener(
-        mut listener: TcpListener,
+        mut listeners: Listeners,
         engine: &Arc<Engine>,
         shutdown: &Arc<Shutdown>,
     ) -> io::Result<EventLoop> {
-        let wiring = wire_poll(Some(&mut listener), shutdown)?;
-        let intake = Intake::Listener(listener);
+        let wiring = wire_poll(Some(&mut listeners), shutdown)?;
+        let intake = Intake::Listener(listeners);
         EventLoop::new(wiring, intake, Role::Loop, engine, shutdown)
     }
 
@@ -169,18 +168,18 @@ impl EventLoop {
     }
 
     fn accept(&mut self) {
-        let Intake::Listener(listener) = &self.intake else {
+        let Intake::Listener(listeners) = &self.intake else {
             return;
         };
         let mut accepted = Vec::new();
         let Hands { engine, stats } = &self.hands;
-        let result = accept_pending(listener, engine, stats, |s| accepted.push(s));
+        let result = accept_pending(listeners, engine, stats, |a| accepted.push(a));
         self.retry_accept = result.is_err();
         if let Err(e) = result {
             tracing::warn!(error = %e, "accept failed; retrying");
         }
-        for stream in accepted {
-            let batch = self.home.add(stream, &self.hands);
+        for connection in accepted {
+            let batch = self.home.add(connection, &self.hands);
             self.queue.extend(batch);
         }
     }
@@ -190,9 +189,9 @@ impl EventLoop {
         let Intake::Inbox(inbox) = &self.intake else {
             return;
         };
-        for stream in inbox.try_iter() {
+        for connection in inbox.try_iter() {
             self.hands.stats.connections.incr();
-            let batch = self.home.add(stream, &self.hands);
+            let batch = self.home.add(connection, &self.hands);
             self.queue.extend(batch);
         }
     }
@@ -200,8 +199,8 @@ impl EventLoop {
     /// Shutdown: stop accepting, answer every request already received,
     /// give the replies a bounded time to drain, close everything.
     fn drain(&mut self) {
-        if let Intake::Listener(listener) = &mut self.intake {
-            let _ = self.poll.registry().deregister(listener);
+        if let Intake::Listener(listeners) = &mut self.intake {
+            listeners.deregister(self.poll.registry());
         }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         self.take_inbox();

@@ -16,14 +16,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Poll, Registry, Token};
 use slab::Slab;
 
 use super::batch::{advance, Batch, Step};
 use super::connection::{Connection, Readiness};
-use super::listener::connection_closed;
+use super::listener::{connection_closed, Accepted};
 use super::polling::DRAIN_TIMEOUT;
+use super::tls_io::TlsIo;
 use crate::engine::stats::ThreadStats;
 use crate::engine::Engine;
 
@@ -89,10 +89,22 @@ impl Home {
     /// Takes in a new connection, registered for reading, and serves it at
     /// once: its first requests may have come with it.
     #[must_use]
-    pub fn add(&mut self, stream: TcpStream, hands: &Hands) -> Option<Batch> {
+    pub fn add(&mut self, accepted: Accepted, hands: &Hands) -> Option<Batch> {
+        let engine = &hands.engine;
+        let tls = match (accepted.tls, &engine.tls) {
+            (true, Some(tls)) => match tls.session() {
+                Ok(session) => Some(TlsIo::new(session, Arc::clone(&tls.counters))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    connection_closed(engine);
+                    return None;
+                }
+            },
+            _ => None,
+        };
         let entry = self.clients.vacant_entry();
         let i = entry.key();
-        let mut conn = Connection::new(stream, hands.engine.settings.stamp_arrivals);
+        let mut conn = Connection::new(accepted.stream, engine.settings.stamp_arrivals, tls);
         if let Err(e) = conn.register(&self.registry, Token(i)) {
             tracing::warn!(error = %e, "cannot register connection");
             connection_closed(&hands.engine);

@@ -1,5 +1,7 @@
-//! The listening socket and the accept step every pattern shares:
-//! connection limit, counters, socket options.
+//! The listening sockets and the accept step every pattern shares:
+//! connection limit, counters, socket options. A server may listen on
+//! several addresses (`-l a,b`), each plaintext or TLS (memcached's
+//! `notls:` prefix names a plaintext one beside TLS ones).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -12,6 +14,39 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::engine::stats::ThreadStats;
 use crate::engine::Engine;
 use crate::protocol::reply::TOO_MANY_CONNECTIONS;
+
+/// A listening socket, and whether its connections speak TLS.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub tls: bool,
+}
+
+/// A connection just accepted, on its way to the thread that will own it
+/// (and do its TLS handshake, if it has one).
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub tls: bool,
+}
+
+/// Every socket the server listens on. The thread that accepts registers
+/// them all under one token, and accepts from each when it fires: a few
+/// non-blocking `accept` calls that find nothing cost less than telling
+/// the listeners apart.
+pub struct Listeners(pub Vec<Listener>);
+
+impl Listeners {
+    /// Stops polling them (shutdown: accept nothing more).
+    pub fn deregister(&mut self, registry: &mio::Registry) {
+        for listener in &mut self.0 {
+            let _ = registry.deregister(&mut listener.socket);
+        }
+    }
+
+    /// The address each listens on.
+    pub fn addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.0.iter().map(|l| l.socket.local_addr()).collect()
+    }
+}
 
 /// Binds a non-blocking listener with memcached's backlog (1024).
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -30,14 +65,26 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// an error that leaves connections pending (such as running out of file
 /// descriptors), so the caller retries soon rather than waiting for an event.
 pub fn accept_pending(
-    listener: &TcpListener,
+    listeners: &Listeners,
     engine: &Engine,
     stats: &ThreadStats,
-    mut take: impl FnMut(TcpStream),
+    mut take: impl FnMut(Accepted),
+) -> io::Result<()> {
+    for listener in &listeners.0 {
+        accept_from(listener, engine, stats, &mut take)?;
+    }
+    Ok(())
+}
+
+fn accept_from(
+    listener: &Listener,
+    engine: &Engine,
+    stats: &ThreadStats,
+    take: &mut impl FnMut(Accepted),
 ) -> io::Result<()> {
     let counts = &engine.stats;
     loop {
-        let stream = match listener.accept() {
+        let stream = match listener.socket.accept() {
             Ok((stream, _)) => stream,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -57,7 +104,10 @@ pub fn accept_pending(
         counts.curr_connections.fetch_add(1, Ordering::Relaxed);
         counts.total_connections.fetch_add(1, Ordering::Relaxed);
         stats.connections.incr();
-        take(stream);
+        take(Accepted {
+            stream,
+            tls: listener.tls,
+        });
     }
 }
 

@@ -1,7 +1,8 @@
 //! Sockets, connections and the four threading patterns.
 //!
 //! Serving a request, the same in every pattern:
-//! - [`connection`]: a client's buffers and socket I/O; [`command_log`]:
+//! - [`connection`]: a client's buffers and socket I/O, through a TLS
+//!   session ([`tls_io`]) on a TLS listener's connection; [`command_log`]:
 //!   its commands and replies at `-vv`; [`receive`]: reads that say when
 //!   their bytes arrived, for the stage times (`stats latency`).
 //! - [`batch`]: the serving state machine. The owner of a connection
@@ -41,6 +42,7 @@ pub mod polling;
 pub mod process;
 pub mod receive;
 pub mod shutdown;
+pub mod tls_io;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -51,7 +53,9 @@ use anyhow::Context;
 
 use crate::engine::{Engine, Settings};
 use crate::store::unix_now;
-use config::{Config, Pattern};
+use crate::tls::{Tls, TlsOptions};
+use config::{Config, ListenSpec, Pattern};
+use listener::{Listener, Listeners};
 use shutdown::Shutdown;
 
 /// How often expired items are swept out of the store.
@@ -62,8 +66,14 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     if let Err(e) = process::raise_fd_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
-    let listener = listener::bind(listen_addr(&config.listen, config.port)?)?;
-    let addr = listener.local_addr()?;
+    let tls_options = TlsOptions::parse(config.extended.iter().map(String::as_str))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tls = match config.enable_ssl {
+        true => Some(Tls::new(tls_options).map_err(|e| anyhow::anyhow!("{e}"))?),
+        false => None,
+    };
+    let listeners = bind_all(config, tls.is_some())?;
+    let addr = listeners.addrs()?[0];
     let threads = config.threads();
     if config.pattern == Pattern::Basic && config.threads.is_some_and(|t| t != 1) {
         tracing::warn!("--threads is ignored by the basic pattern: it runs one thread");
@@ -72,7 +82,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         pattern: config.pattern.name(),
         threads,
         port: addr.port(),
-        listen: config.listen.clone(),
+        listen: config.listen.join(","),
         max_conns: config.max_conns,
         reqs_per_event: config.reqs_per_event as usize,
         max_pending_output: config.max_pending_output,
@@ -82,16 +92,15 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         stamp_arrivals: config.stamp_arrivals,
         stage_sample: config.stage_sample,
     };
-    let engine = Arc::new(Engine::new(
-        settings,
-        config.memory_limit.saturating_mul(1024 * 1024),
-    ));
+    let engine = Arc::new(
+        Engine::new(settings, config.memory_limit.saturating_mul(1024 * 1024)).with_tls(tls),
+    );
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
     start_sweeper(&engine, &shutdown)?;
     process::announce(addr, config.pattern, threads);
     let start = patterns::Start {
-        listener,
+        listeners,
         threads,
         engine,
         shutdown,
@@ -104,6 +113,28 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     }?;
     tracing::info!("kvserve stopped");
     Ok(())
+}
+
+/// Binds every `-l` address, each TLS when `-Z` is on unless `notls:`.
+/// Says once if one is reachable beyond this machine in plaintext.
+fn bind_all(config: &Config, tls: bool) -> anyhow::Result<Listeners> {
+    let mut listeners = Vec::new();
+    for text in &config.listen {
+        let spec = ListenSpec::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let addr = listen_addr(&spec.host, spec.port.unwrap_or(config.port))?;
+        let tls = tls && !spec.notls;
+        if !tls && !addr.ip().is_loopback() {
+            tracing::warn!(
+                "{addr} is reachable from other machines without TLS (-Z) or authentication: \
+                 anyone who can reach it can read, change and flush every item"
+            );
+        }
+        listeners.push(Listener {
+            socket: listener::bind(addr)?,
+            tls,
+        });
+    }
+    Ok(Listeners(listeners))
 }
 
 /// The address `-l` names: an IP address, or a host name resolved as

@@ -7,16 +7,16 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use super::listener::Listeners;
 use super::notifier::Notifier;
 use super::shutdown::Shutdown;
 use crate::engine::stats::ThreadStats;
 
 /// The token of a poll's waker ([`Notifier`]).
 pub const WAKER: Token = Token(usize::MAX);
-/// The token of the listening socket, in the poll of the thread that accepts.
+/// The token of the listening sockets, in the poll of the thread that accepts.
 pub const LISTENER: Token = Token(usize::MAX - 1);
 
 /// How long a loop sleeps at most, so a lost wake-up costs only this delay.
@@ -76,17 +76,17 @@ pub fn end_round(stats: &ThreadStats, started: Instant) {
     std::thread::yield_now();
 }
 
-/// A poller with the listener (if the thread accepts) and a waker
+/// A poller with the listeners (if the thread accepts) and a waker
 /// registered, the waker also woken on shutdown: how every pattern's
 /// polling thread starts.
 pub fn wire_poll(
-    listener: Option<&mut TcpListener>,
+    listeners: Option<&mut Listeners>,
     shutdown: &Shutdown,
 ) -> io::Result<(Poll, Arc<Notifier>)> {
     let poll = Poll::new()?;
-    if let Some(listener) = listener {
+    for listener in listeners.into_iter().flat_map(|l| l.0.iter_mut()) {
         poll.registry()
-            .register(listener, LISTENER, Interest::READABLE)?;
+            .register(&mut listener.socket, LISTENER, Interest::READABLE)?;
     }
     let notifier = Arc::new(Notifier::new(mio::Waker::new(poll.registry(), WAKER)?));
     shutdown.watch(Arc::clone(&notifier));

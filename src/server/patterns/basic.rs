@@ -14,6 +14,6 @@ use crate::server::patterns::Start;
 
 /// Serves on the calling thread until shutdown.
 pub fn run(start: Start) -> anyhow::Result<()> {
-    EventLoop::with_listener(start.listener, &start.engine, &start.shutdown)?.run();
+    EventLoop::with_listener(start.listeners, &start.engine, &start.shutdown)?.run();
     Ok(())
 }

@@ -17,16 +17,15 @@ pub mod worker_pool;
 
 use std::sync::Arc;
 
-use mio::net::TcpListener;
-
 use crate::engine::Engine;
+use crate::server::listener::Listeners;
 use crate::server::shutdown::Shutdown;
 
 /// What every pattern's `run` starts from; it runs on the calling thread
 /// until shutdown.
 pub struct Start {
     /// Bound and listening.
-    pub listener: TcpListener,
+    pub listeners: Listeners,
     /// `-t`: readers (multi-reader, work-stealing) or workers
     /// (worker-pool); basic runs one thread.
     pub threads: usize,

@@ -19,7 +19,7 @@ use crate::server::patterns::Start;
 /// Starts a reader thread per `-t` and accepts on the calling thread until shutdown.
 pub fn run(start: Start) -> anyhow::Result<()> {
     let (engine, shutdown) = (&start.engine, &start.shutdown);
-    let mut acceptor = Acceptor::new(start.listener, engine, shutdown)?;
+    let mut acceptor = Acceptor::new(start.listeners, engine, shutdown)?;
     for _ in 0..start.threads {
         let event_loop = EventLoop::reader(acceptor.wire_reader(shutdown)?, engine, shutdown)?;
         acceptor.start_reader(move || event_loop.run())?;

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Steal, Stealer, Worker};
-use mio::net::TcpStream;
 use mio::{Poll, Token};
 
 use super::cost::Cost;
@@ -18,6 +17,7 @@ use crate::engine::stats::ThreadStats;
 use crate::server::acceptor::ReaderWiring;
 use crate::server::batch::Batch;
 use crate::server::home::Home;
+use crate::server::listener::Accepted;
 use crate::server::notifier::Notifier;
 
 /// Tokens from `HELP` up, in a reader's epoll, say that reader `token -
@@ -40,7 +40,7 @@ pub struct Peer {
     /// itself, a thief finishing a batch, or a reader reading for it.
     home: Mutex<Home>,
     /// New connections from the acceptor.
-    pub inbox: Receiver<TcpStream>,
+    pub inbox: Receiver<Accepted>,
     /// Where a batch goes when its owner's home is busy, and where the
     /// owner takes it from.
     returns: (Sender<Batch>, Receiver<Batch>),

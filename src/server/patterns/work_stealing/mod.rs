@@ -69,7 +69,7 @@ use reader::Reader;
 /// Starts a reader thread per `-t` and accepts on the calling thread until shutdown.
 pub fn run(start: Start) -> anyhow::Result<()> {
     let (engine, shutdown) = (&start.engine, &start.shutdown);
-    let mut acceptor = Acceptor::new(start.listener, engine, shutdown)?;
+    let mut acceptor = Acceptor::new(start.listeners, engine, shutdown)?;
     let mut peers = Vec::new();
     let mut own = Vec::new();
     for _ in 0..start.threads {

@@ -139,9 +139,9 @@ impl Reader {
     fn take_mail(&self, owner: usize, home: &mut Home) {
         let peer = &self.crew.peers[owner];
         peer.notifier.clear();
-        for stream in peer.inbox.try_iter() {
+        for connection in peer.inbox.try_iter() {
             peer.stats.connections.incr();
-            self.queue_up(owner, home.add(stream, &self.hands));
+            self.queue_up(owner, home.add(connection, &self.hands));
         }
         for batch in peer.returned() {
             self.queue_up(owner, home.finish(batch, &self.hands));

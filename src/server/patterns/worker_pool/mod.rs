@@ -39,7 +39,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 
 use crate::engine::stats::{Role, ThreadStats};
@@ -47,7 +46,7 @@ use crate::engine::Engine;
 use crate::server::batch::{execute_batch, Batch, SLICE};
 use crate::server::connection::Readiness;
 use crate::server::home::{Hands, Home};
-use crate::server::listener::accept_pending;
+use crate::server::listener::{accept_pending, Listeners};
 use crate::server::notifier::Notifier;
 use crate::server::patterns::Start;
 use crate::server::polling::{
@@ -60,13 +59,13 @@ use work_queue::WorkQueue;
 /// Starts a worker thread per `-t` and dispatches on the calling thread until shutdown.
 pub fn run(start: Start) -> anyhow::Result<()> {
     let Start {
-        mut listener,
+        mut listeners,
         threads: workers,
         engine,
         shutdown,
     } = start;
     let (engine, shutdown) = (&engine, &shutdown);
-    let (poll, notifier) = wire_poll(Some(&mut listener), shutdown)?;
+    let (poll, notifier) = wire_poll(Some(&mut listeners), shutdown)?;
     let queue = Arc::new(WorkQueue::new());
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Batch>();
     let stats = engine.stats.register(Role::Dispatch);
@@ -91,7 +90,7 @@ pub fn run(start: Start) -> anyhow::Result<()> {
     let mut dispatch = Dispatch {
         home: Home::new(poll.registry().try_clone()?, engine.settings.idle_timeout),
         poll,
-        listener,
+        listeners,
         notifier,
         queue,
         workers,
@@ -141,7 +140,7 @@ fn work(
 /// The dispatch thread's state.
 struct Dispatch {
     poll: Poll,
-    listener: TcpListener,
+    listeners: Listeners,
     notifier: Arc<Notifier>,
     /// Every connection; those a worker has are away.
     home: Home,
@@ -192,9 +191,9 @@ impl Dispatch {
     fn accept(&mut self) -> io::Result<()> {
         let mut accepted = Vec::new();
         let Hands { engine, stats } = &self.hands;
-        accept_pending(&self.listener, engine, stats, |s| accepted.push(s))?;
-        for stream in accepted {
-            let batch = self.home.add(stream, &self.hands);
+        accept_pending(&self.listeners, engine, stats, |a| accepted.push(a))?;
+        for connection in accepted {
+            let batch = self.home.add(connection, &self.hands);
             self.outbox.extend(batch);
         }
         Ok(())
@@ -229,7 +228,7 @@ impl Dispatch {
     /// Shutdown: stop accepting, let every batch in flight come back, write
     /// the replies within a bounded time, close everything.
     fn drain(&mut self) {
-        let _ = self.poll.registry().deregister(&mut self.listener);
+        self.listeners.deregister(self.poll.registry());
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let batches = self.home.last_call(&self.hands);
         self.outbox.extend(batches);
