@@ -16,13 +16,15 @@ fn main() -> ExitCode {
         std::process::exit(refusal.exit_code);
     }
     // As memcached: -v adds errors and refusals per connection, -vv each
-    // command and reply. Other crates (the poller's trace) stay at warn.
+    // command and reply. Other crates (the poller's trace) stay at warn;
+    // rustls at error, or every client's refused renegotiation would log
+    // a warning (kvserve logs TLS failures per connection at -v).
     let level = match config.verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = format!("warn,kvserve={level}");
+    let filter = format!("warn,rustls=error,kvserve={level}");
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter)),

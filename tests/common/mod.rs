@@ -375,7 +375,7 @@ pub fn reply_len(buf: &[u8]) -> Option<usize> {
 
 /// Reads until `buf` holds one complete reply (see [`reply_len`]); returns
 /// everything read. Panics on EOF, error or after ~5 s.
-pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
+pub fn read_reply(stream: &mut impl Read) -> Vec<u8> {
     let deadline = Instant::now() + IO_TIMEOUT;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -401,7 +401,7 @@ pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 /// Writes `req` and reads one complete reply.
-pub fn request(stream: &mut TcpStream, req: &[u8]) -> Vec<u8> {
+pub fn request(stream: &mut (impl Read + Write), req: &[u8]) -> Vec<u8> {
     stream.write_all(req).expect("write request");
     read_reply(stream)
 }
@@ -500,7 +500,7 @@ pub fn parse_stats(reply: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Sends `stats` (or `stats SUB`) and parses the reply.
-pub fn stats(stream: &mut TcpStream, sub: &str) -> Vec<(String, String)> {
+pub fn stats(stream: &mut (impl Read + Write), sub: &str) -> Vec<(String, String)> {
     let req = if sub.is_empty() {
         "stats\r\n".to_string()
     } else {
