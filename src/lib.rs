@@ -9,6 +9,7 @@
 //!   per-thread statistics; every pattern calls it the same way.
 //! - [`server`]: sockets, connections and the four threading patterns,
 //!   side by side in `server/patterns/`.
+//! - [`auth`]: the users of `-Y`, memcached's ASCII authentication.
 //! - [`alloc`]: the memory allocator (jemalloc), its settings and figures.
 //!
 //! The engine without a socket: parse a request out of a buffer, execute
@@ -45,6 +46,7 @@
 //! ```
 
 pub mod alloc;
+pub mod auth;
 pub mod engine;
 pub mod protocol;
 pub mod server;

@@ -220,6 +220,7 @@ fn describe(request: &Request, bytes: &[Bytes]) -> String {
         }
         Request::MetaDebug { .. } => "me".to_string(),
         Request::MetaNoop => "mn".to_string(),
+        Request::Auth { accepted } => format!("auth:{accepted}"),
     }
 }
 
@@ -254,7 +255,8 @@ pub fn spans(request: &Request) -> Vec<Span> {
         | Request::CacheMemlimit { .. }
         | Request::Quit
         | Request::Error { .. }
-        | Request::MetaNoop => Vec::new(),
+        | Request::MetaNoop
+        | Request::Auth { .. } => Vec::new(),
     }
 }
 

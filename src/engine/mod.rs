@@ -10,8 +10,10 @@ pub mod stats;
 pub mod work;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::AuthFile;
 use crate::protocol::Limits;
 use crate::store::Store;
 use stats::StatsRegistry;
@@ -57,6 +59,8 @@ pub struct Engine {
     pub stats: StatsRegistry,
     pub settings: Settings,
     pub limits: Limits,
+    /// The users of `-Y`; `None`: connections need not authenticate.
+    pub auth: Option<Arc<AuthFile>>,
     verbosity: AtomicU32,
     started: Instant,
 }
@@ -67,6 +71,7 @@ impl Engine {
             store: Store::new(memory_limit, settings.max_item_size),
             stats: StatsRegistry::default(),
             limits: Limits::new(settings.max_item_size),
+            auth: None,
             settings,
             verbosity: AtomicU32::new(0),
             started: Instant::now(),

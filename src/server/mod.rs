@@ -49,6 +49,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::auth::AuthFile;
 use crate::engine::{Engine, Settings};
 use crate::store::unix_now;
 use config::{Config, Pattern};
@@ -57,8 +58,14 @@ use shutdown::Shutdown;
 /// How often expired items are swept out of the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM (SIGHUP reloads `-Y`'s file).
 pub fn run(config: &Config) -> anyhow::Result<()> {
+    // Before binding, as memcached: a file that does not load stops the start.
+    let auth = config
+        .auth_file
+        .as_deref()
+        .map(AuthFile::load)
+        .transpose()?;
     if let Err(e) = process::raise_fd_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
@@ -82,12 +89,19 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         stamp_arrivals: config.stamp_arrivals,
         stage_sample: config.stage_sample,
     };
-    let engine = Arc::new(Engine::new(
-        settings,
-        config.memory_limit.saturating_mul(1024 * 1024),
-    ));
+    let mut engine = Engine::new(settings, config.memory_limit.saturating_mul(1024 * 1024));
+    engine.auth = auth.map(Arc::new);
+    let engine = Arc::new(engine);
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
+    if let Some(auth) = &engine.auth {
+        auth.reload_on_sighup()?;
+        tracing::info!(
+            "clients authenticate: {} users in {}",
+            auth.user_count(),
+            auth.path()
+        );
+    }
     start_sweeper(&engine, &shutdown)?;
     process::announce(addr, config.pattern, threads);
     let start = patterns::Start {
