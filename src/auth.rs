@@ -88,7 +88,8 @@ impl AuthFile {
                 for _ in signals.forever() {
                     match auth.reload() {
                         Ok(()) => {
-                            tracing::info!("reloaded {}: {} users", auth.path, auth.user_count())
+                            let users = auth.user_count();
+                            tracing::info!("reloaded {} (users: {users})", auth.path);
                         }
                         Err(e) => tracing::error!("{e}; the users read before stay"),
                     }

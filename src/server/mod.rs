@@ -96,11 +96,8 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     shutdown.on_signals()?;
     if let Some(auth) = &engine.auth {
         auth.reload_on_sighup()?;
-        tracing::info!(
-            "clients authenticate: {} users in {}",
-            auth.user_count(),
-            auth.path()
-        );
+        let (path, users) = (auth.path(), auth.user_count());
+        tracing::info!("clients must authenticate (-Y {path}, users: {users})");
     }
     start_sweeper(&engine, &shutdown)?;
     process::announce(addr, config.pattern, threads);
