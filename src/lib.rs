@@ -10,6 +10,7 @@
 //! - [`server`]: sockets, connections and the four threading patterns,
 //!   side by side in `server/patterns/`.
 //! - [`tls`]: memcached's `-Z`: certificates, sessions and TLS counters.
+//! - [`auth`]: the users of `-Y`, memcached's ASCII authentication.
 //! - [`alloc`]: the memory allocator (jemalloc), its settings and figures.
 //!
 //! The engine without a socket: parse a request out of a buffer, execute
@@ -46,6 +47,7 @@
 //! ```
 
 pub mod alloc;
+pub mod auth;
 pub mod engine;
 pub mod protocol;
 pub mod server;

@@ -1,7 +1,7 @@
 //! kvserve's command line as a memcached user meets it: the flags memcached
 //! refuses are refused with its words and exit status (compared with the
-//! real memcached), `-l` takes a host name, and `-v` / `-vv` log what
-//! memcached's do. Every process is bounded in time.
+//! real memcached), as are auth files (`-Y`) that do not parse, `-l` takes
+//! a host name, and `-v` / `-vv` log what memcached's do. Every process is bounded in time.
 
 #[macro_use]
 mod common;
@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{exit_within, memcached_bin, request, wait_until, KvServer};
+use common::{exit_within, memcached_bin, request, wait_until, KvServer, TempDir};
 
 /// How long a server that should refuse to start may take to exit.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
@@ -59,10 +59,8 @@ fn kvserve_refuses(args: &[&str], message: &str, code: i32) {
     assert!(!stderr.contains("listening"), "kvserve {args:?}: {stderr}");
 }
 
-/// [`kvserve_refuses`], and memcached must refuse the same flags with the
-/// same line and exit status.
-fn refused_like_memcached(args: &[&str], message: &str, code: i32) {
-    kvserve_refuses(args, message, code);
+/// memcached with `args`, run to its exit (bounded).
+fn run_memcached(args: &[&str]) -> Output {
     let mut cmd = Command::new(memcached_bin());
     cmd.args(["-p", "0", "-U", "0", "-l", "127.0.0.1"])
         .args(args);
@@ -70,7 +68,14 @@ fn refused_like_memcached(args: &[&str], message: &str, code: i32) {
     if unsafe { libc::geteuid() } == 0 {
         cmd.args(["-u", "root"]);
     }
-    let out = run_bounded(&mut cmd);
+    run_bounded(&mut cmd)
+}
+
+/// [`kvserve_refuses`], and memcached must refuse the same flags with the
+/// same line and exit status.
+fn refused_like_memcached(args: &[&str], message: &str, code: i32) {
+    kvserve_refuses(args, message, code);
+    let out = run_memcached(args);
     let mc_stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -127,6 +132,61 @@ fn a_busy_port_is_one_line_without_a_stack_trace() {
         stderr.trim_end(),
         format!("Error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)")
     );
+}
+
+/// An auth file (`-Y`) that does not load stops the start before
+/// anything listens, exit 1, in memcached's words (kvserve's errors start
+/// with `Error: `), which kvserve follows with the line at fault.
+#[test]
+fn an_auth_file_that_does_not_parse_is_refused_naming_the_line() {
+    let dir = TempDir::new("cli-auth");
+    let path = dir.path().join("users");
+    let file = path.to_str().expect("a UTF-8 temporary path");
+    let malformed = format!("Authfile [{file}] has a malformed entry. Should be 'user:password'");
+    for (text, line) in [
+        ("alice:secret\nbob\n", "line 2 has no ':'"),
+        ("alice:secret\n\nbob:x\n", "line 2 has no ':'"),
+        ("\n", "line 1 has no ':'"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let message = format!("Error: {malformed}: {line}");
+        kvserve_refuses(&["-Y", file], &message, 1);
+        let out = run_memcached(&["-Y", file]);
+        let mc_stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "memcached {text:?}: {mc_stderr}"
+        );
+        assert_eq!(mc_stderr, malformed, "memcached {text:?}");
+    }
+    // Files memcached reads otherwise than they say, without a word:
+    // kvserve refuses them.
+    let nine: String = (1..=9).map(|i| format!("u{i}:p{i}\n")).collect();
+    let long = format!("alice:{}\nbob:x\n", "x".repeat(249));
+    for (text, line) in [
+        (
+            nine.as_str(),
+            "line 9 is one user too many: memcached reads 8",
+        ),
+        (long.as_str(), "line 1 is over 254 bytes, memcached's limit"),
+        ("alice:x\nbob:y\0z\ncarol:w\n", "line 2 holds a NUL byte"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        kvserve_refuses(&["-Y", file], &format!("Error: {malformed}: {line}"), 1);
+    }
+    let missing = format!("{file}.missing");
+    let opening =
+        format!("Could not open authfile [{missing}] for reading, error No such file or directory");
+    kvserve_refuses(
+        &["-Y", &missing],
+        &format!("Error: {opening} (os error 2)"),
+        1,
+    );
+    let out = run_memcached(&["-Y", &missing]);
+    let mc_stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "memcached: {mc_stderr}");
+    assert!(mc_stderr.starts_with(&opening), "memcached: {mc_stderr}");
 }
 
 #[test]

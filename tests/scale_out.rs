@@ -25,14 +25,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{
     checked_value, parse_get_reply, pattern_names, read_expected, reply_len, request, show,
-    stat_u64, stats, value_reply, verify_value, write_in_background, Item, KvServer, IO_TIMEOUT,
-    MEMCACHED,
+    stat_u64, stats, value_reply, verify_value, write_in_background, Item, KvServer, TempDir,
+    IO_TIMEOUT, MEMCACHED,
 };
 
 /// Keys written through the proxy or the hashing client.
@@ -107,36 +106,6 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
-}
-
-/// A fresh directory under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "kvserve-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `$KVSERVE_NUTCRACKER_BIN`, else `nutcracker` from PATH, else Debian's

@@ -583,6 +583,35 @@ fn renegotiation_is_refused(pattern: &str) {
 }
 per_pattern!(renegotiation_is_refused, renegotiation_is_refused);
 
+/// A password over TLS (`-Z` with `-Y`): the handshake is encrypted, and
+/// nothing is served before it.
+fn password_over_tls(pattern: &str) {
+    let pki = Pki::new();
+    let users = TempDir::new("tls-auth");
+    let file = users.path().join("users");
+    std::fs::write(&file, "alice:s3cret\n").unwrap();
+    let file = file.display().to_string();
+    let mut server = start(pattern, &pki, "", &["-Y", &file]);
+    let mut tls = connect(server.addr(), pki.client(None));
+    assert_eq!(
+        request(&mut tls, b"get k\r\n"),
+        b"CLIENT_ERROR unauthenticated\r\n"
+    );
+    let wrong = set_req("auth", 0, b"alice wrong");
+    assert_eq!(
+        request(&mut tls, &wrong),
+        b"CLIENT_ERROR authentication failure\r\n"
+    );
+    assert_eq!(
+        request(&mut tls, &set_req("auth", 0, b"alice s3cret")),
+        b"STORED\r\n"
+    );
+    assert_eq!(request(&mut tls, &set_req("k", 0, b"v")), b"STORED\r\n");
+    assert_eq!(request(&mut tls, b"get k\r\n"), value_reply("k", 0, b"v"));
+    server.stop();
+}
+per_pattern!(password_over_tls, password_over_tls, and memcached);
+
 /// Starting with TLS settings that cannot work is refused with the reason.
 #[test]
 fn tls_refusals_at_start() {

@@ -221,6 +221,7 @@ fn describe(request: &Request, bytes: &[Bytes]) -> String {
         }
         Request::MetaDebug { .. } => "me".to_string(),
         Request::MetaNoop => "mn".to_string(),
+        Request::Auth { accepted } => format!("auth:{accepted}"),
     }
 }
 
@@ -256,7 +257,8 @@ pub fn spans(request: &Request) -> Vec<Span> {
         | Request::Quit
         | Request::RefreshCerts
         | Request::Error { .. }
-        | Request::MetaNoop => Vec::new(),
+        | Request::MetaNoop
+        | Request::Auth { .. } => Vec::new(),
     }
 }
 

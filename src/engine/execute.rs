@@ -179,6 +179,15 @@ impl Engine {
                 self.meta_debug(key.of(input), binary, out, stats, now)
             }
             Request::MetaNoop => out.extend_from_slice(reply::MN),
+            Request::Auth { accepted } => {
+                c.auth_cmds.incr();
+                if accepted {
+                    out.extend_from_slice(reply::STORED);
+                } else {
+                    c.auth_errors.incr();
+                    out.extend_from_slice(reply::AUTH_FAILURE);
+                }
+            }
             Request::Error { reply, .. } => out.extend_from_slice(reply.line()),
         }
         Flow::Continue

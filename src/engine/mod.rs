@@ -10,8 +10,10 @@ pub mod stats;
 pub mod work;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::AuthFile;
 use crate::protocol::Limits;
 use crate::store::Store;
 use crate::tls::Tls;
@@ -61,6 +63,8 @@ pub struct Engine {
     /// `-Z`: the certificate and session cache every TLS connection
     /// starts from, and its counters.
     pub tls: Option<Tls>,
+    /// The users of `-Y`; `None`: connections need not authenticate.
+    pub auth: Option<Arc<AuthFile>>,
     verbosity: AtomicU32,
     started: Instant,
 }
@@ -71,17 +75,12 @@ impl Engine {
             store: Store::new(memory_limit, settings.max_item_size),
             stats: StatsRegistry::default(),
             limits: Limits::new(settings.max_item_size),
+            auth: None,
             settings,
             tls: None,
             verbosity: AtomicU32::new(0),
             started: Instant::now(),
         }
-    }
-
-    /// The engine serving TLS connections with `tls` (`-Z`).
-    pub fn with_tls(mut self, tls: Option<Tls>) -> Engine {
-        self.tls = tls;
-        self
     }
 
     fn set_verbosity(&self, level: u32) {

@@ -192,6 +192,10 @@ impl Engine {
         stat(out, "num_threads", s.threads);
         stat(out, "reqs_per_event", s.reqs_per_event);
         stat(out, "cas_enabled", "yes");
+        stat(out, "auth_enabled_sasl", "no");
+        // The file's path, as memcached shows it.
+        let auth = self.auth.as_ref().map_or("no", |auth| auth.path());
+        stat(out, "auth_enabled_ascii", auth);
         stat(out, "item_size_max", s.max_item_size);
         stat(out, "idle_timeout", s.idle_timeout);
         self.tls_settings(out);

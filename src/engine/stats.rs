@@ -114,6 +114,8 @@ command_counters!(
     touch_hits,
     touch_misses,
     store_too_large,
+    auth_cmds,   // `-Y` handshakes whose credentials were checked
+    auth_errors, // those refused
 );
 
 /// Everything one thread counts about its own work.

@@ -5,6 +5,8 @@
 //! the classic commands and in `meta.rs` for the meta commands; numbers are
 //! read in `number.rs`, strictly or as the C library does, as memcached
 //! reads each one.
+//! Before a connection has authenticated (`-Y`), `auth.rs` reads its
+//! bytes instead, as memcached's handshake.
 //!
 //! The parser is incremental: it looks at whatever bytes have arrived and
 //! answers "here is one complete request and how many bytes it used" or "need
@@ -13,6 +15,7 @@
 //! request can travel to another thread together with its buffer (the
 //! worker-pool pattern does exactly that).
 
+mod auth;
 mod base64;
 mod frame;
 mod meta;
@@ -21,6 +24,7 @@ mod parse;
 pub mod reply;
 mod request;
 
+pub use auth::{parse_handshake, Handshake};
 pub use base64::encode as base64_encode;
 pub use frame::{item_size, Limits};
 pub use meta::decode_key;

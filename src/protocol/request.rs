@@ -99,6 +99,12 @@ pub enum ErrorReply {
     InvalidDeltaValue,
     /// An `O` flag over 32 bytes.
     OpaqueTooLong,
+    /// Any request but the `set`-shaped handshake before authenticating (`-Y`).
+    Unauthenticated,
+    /// A handshake whose data block does not hold two words.
+    BadAuthenticationFormat,
+    /// A handshake whose data block does not end in `\r\n`.
+    BadLineTermination,
 }
 
 impl ErrorReply {
@@ -127,6 +133,11 @@ impl ErrorReply {
             ErrorReply::InvalidInitial => b"CLIENT_ERROR invalid numeric initial value\r\n",
             ErrorReply::InvalidDeltaValue => b"CLIENT_ERROR invalid numeric delta value\r\n",
             ErrorReply::OpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
+            ErrorReply::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
+            ErrorReply::BadAuthenticationFormat => {
+                b"CLIENT_ERROR bad authentication token format\r\n"
+            }
+            ErrorReply::BadLineTermination => b"CLIENT_ERROR bad command line termination\r\n",
         }
     }
 }
@@ -201,6 +212,13 @@ pub enum Request {
     },
     /// `mn`: answers `MN`, marking the end of a pipeline of quiet requests.
     MetaNoop,
+    /// The handshake of `-Y`, its credentials already checked (by the
+    /// connection, which must know at once how to read what follows):
+    /// answered `STORED` if they were accepted, counted in `auth_cmds`
+    /// and, if not, `auth_errors`.
+    Auth {
+        accepted: bool,
+    },
     /// A request that is answered with a protocol error.
     Error {
         reply: ErrorReply,

@@ -222,7 +222,7 @@ pub fn advance(parts: &mut Parts, engine: &Engine, stats: &ThreadStats) -> Step 
         requests.clear();
         *next = 0;
         while requests.len() < engine.settings.reqs_per_event {
-            match conn.next_request(&engine.limits) {
+            match conn.next_request(engine) {
                 Next::Request(request, at) => requests.push((request, at)),
                 Next::Incomplete => break,
                 Next::Close => {

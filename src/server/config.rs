@@ -96,6 +96,12 @@ pub struct Config {
     /// seconds (0: never), as memcached's `idle_timeout`.
     #[arg(long, default_value_t = 0)]
     pub idle_timeout: u64,
+    /// Clients must authenticate first, memcached's ASCII way: FILE holds
+    /// `user:password` lines, and a client sends `set <any key> 0 0
+    /// <bytes>` with `<user> <password>` as the value, answered `STORED`.
+    /// Reloaded on SIGHUP.
+    #[arg(short = 'Y', long, value_name = "FILE")]
+    pub auth_file: Option<String>,
     /// Service time of every request, spent on the thread that executes
     /// it, drawn per request: KIND is spin (burn CPU, as a computation) or
     /// block (sleep, as a synchronous call to a backend); DIST is fixed:T,

@@ -20,7 +20,7 @@ use super::{command_log, polling, receive};
 use crate::engine::stages::{before, Stage};
 use crate::engine::stats::ThreadStats;
 use crate::engine::{Engine, Flow};
-use crate::protocol::{parse, Limits, Parsed, Request};
+use crate::protocol::{parse, parse_handshake, Handshake, Limits, Parsed, Request};
 
 /// Smallest free space a read is offered; the buffer grows to make room.
 const MIN_READ: usize = 4096;
@@ -111,6 +111,10 @@ pub struct Connection {
     /// connection. Boxed: a session is a few hundred bytes that a
     /// plaintext connection should not carry.
     tls: Option<Box<TlsIo>>,
+    /// The client has authenticated, or need not (no `-Y`): its requests
+    /// are read as requests, not as the handshake. Set on the connection,
+    /// which carries it to whichever thread serves it next.
+    authenticated: bool,
 }
 
 impl Connection {
@@ -141,20 +145,66 @@ impl Connection {
             last_read: Instant::now(),
             last_arrival: None,
             tls: tls.map(Box::new),
+            authenticated: false,
         }
     }
 
     /// Parses the next request out of the read buffer and consumes it. The
     /// request's spans stay valid until the next [`fill`](Self::fill).
     #[inline]
-    pub fn next_request(&mut self, limits: &Limits) -> Next {
+    pub fn next_request(&mut self, engine: &Engine) -> Next {
         // Serving a connection asks here before every read: with one
         // request per read, 3 of the 4 asks per request find nothing
         // buffered, and cost no call to the parser.
         if self.start == self.end {
             return Next::Incomplete;
         }
-        self.parse_next(limits)
+        if !self.authenticated {
+            return self.next_unauthenticated(engine);
+        }
+        self.parse_next(&engine.limits)
+    }
+
+    /// [`next_request`](Self::next_request) before the connection is known
+    /// to be authenticated: once, without `-Y`; with it, the handshake,
+    /// whose credentials are checked here, so that the requests after it
+    /// are read as the answer says.
+    #[cold]
+    fn next_unauthenticated(&mut self, engine: &Engine) -> Next {
+        let Some(auth) = &engine.auth else {
+            self.authenticated = true;
+            return self.parse_next(&engine.limits);
+        };
+        let at = self.start;
+        let input = &self.input[at..self.end];
+        let (request, len) = match parse_handshake(input) {
+            Handshake::Credentials {
+                user,
+                password,
+                len,
+            } => {
+                self.authenticated = auth.check(user.of(input), password.of(input));
+                let accepted = self.authenticated;
+                (Request::Auth { accepted }, len)
+            }
+            Handshake::Refused { reply, len } => (
+                Request::Error {
+                    reply,
+                    noreply: false,
+                },
+                len,
+            ),
+            Handshake::Incomplete => return Next::Incomplete,
+            Handshake::Close => {
+                tracing::debug!(
+                    "{}: an unauthenticated line or credentials over the limit; closing",
+                    self.stream.as_raw_fd()
+                );
+                return Next::Close;
+            }
+        };
+        self.start += len;
+        Next::Request(request, at)
     }
 
     fn parse_next(&mut self, limits: &Limits) -> Next {

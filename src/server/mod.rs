@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::auth::AuthFile;
 use crate::engine::{Engine, Settings};
 use crate::store::unix_now;
 use crate::tls::{Tls, TlsOptions};
@@ -61,8 +62,14 @@ use shutdown::Shutdown;
 /// How often expired items are swept out of the store.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM (SIGHUP reloads `-Y`'s file).
 pub fn run(config: &Config) -> anyhow::Result<()> {
+    // Before binding, as memcached: a file that does not load stops the start.
+    let auth = config
+        .auth_file
+        .as_deref()
+        .map(AuthFile::load)
+        .transpose()?;
     if let Err(e) = process::raise_fd_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
@@ -72,7 +79,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         true => Some(Tls::new(tls_options).map_err(|e| anyhow::anyhow!("{e}"))?),
         false => None,
     };
-    let listeners = bind_all(config, tls.is_some())?;
+    let listeners = bind_all(config, tls.is_some(), auth.is_some())?;
     let addr = listeners.addrs()?[0];
     let threads = config.threads();
     if config.pattern == Pattern::Basic && config.threads.is_some_and(|t| t != 1) {
@@ -92,11 +99,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         stamp_arrivals: config.stamp_arrivals,
         stage_sample: config.stage_sample,
     };
-    let engine = Arc::new(
-        Engine::new(settings, config.memory_limit.saturating_mul(1024 * 1024)).with_tls(tls),
-    );
+    let mut engine = Engine::new(settings, config.memory_limit.saturating_mul(1024 * 1024));
+    engine.auth = auth.map(Arc::new);
+    engine.tls = tls;
+    let engine = Arc::new(engine);
     let shutdown = Arc::new(Shutdown::default());
     shutdown.on_signals()?;
+    if let Some(auth) = &engine.auth {
+        auth.reload_on_sighup()?;
+        let (path, users) = (auth.path(), auth.user_count());
+        tracing::info!("clients must authenticate (-Y {path}, users: {users})");
+    }
     start_sweeper(&engine, &shutdown)?;
     process::announce(addr, config.pattern, threads);
     let start = patterns::Start {
@@ -116,14 +129,15 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Binds every `-l` address, each TLS when `-Z` is on unless `notls:`.
-/// Says once if one is reachable beyond this machine in plaintext.
-fn bind_all(config: &Config, tls: bool) -> anyhow::Result<Listeners> {
+/// Says once if one is reachable beyond this machine with neither TLS
+/// nor authentication.
+fn bind_all(config: &Config, tls: bool, authenticated: bool) -> anyhow::Result<Listeners> {
     let mut listeners = Vec::new();
     for text in &config.listen {
         let spec = ListenSpec::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         let addr = listen_addr(&spec.host, spec.port.unwrap_or(config.port))?;
         let tls = tls && !spec.notls;
-        if !tls && !addr.ip().is_loopback() {
+        if open_to_anyone(addr, tls, authenticated) {
             tracing::warn!(
                 "{addr} is reachable from other machines without TLS (-Z) or authentication: \
                  anyone who can reach it can read, change and flush every item"
@@ -135,6 +149,12 @@ fn bind_all(config: &Config, tls: bool) -> anyhow::Result<Listeners> {
         });
     }
     Ok(Listeners(listeners))
+}
+
+/// Whether a listener on `addr` lets anyone who reaches it read and
+/// change everything: plaintext, no passwords, and not on loopback.
+fn open_to_anyone(addr: SocketAddr, tls: bool, authenticated: bool) -> bool {
+    !tls && !authenticated && !addr.ip().is_loopback()
 }
 
 /// The address `-l` names: an IP address, or a host name resolved as
@@ -166,4 +186,21 @@ fn start_sweeper(engine: &Arc<Engine>, shutdown: &Arc<Shutdown>) -> anyhow::Resu
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plaintext_without_passwords_beyond_loopback_is_open() {
+        let lan: SocketAddr = "0.0.0.0:11211".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:11211".parse().unwrap();
+        let local6: SocketAddr = "[::1]:11211".parse().unwrap();
+        assert!(open_to_anyone(lan, false, false));
+        assert!(!open_to_anyone(lan, true, false));
+        assert!(!open_to_anyone(lan, false, true));
+        assert!(!open_to_anyone(local, false, false));
+        assert!(!open_to_anyone(local6, false, false));
+    }
 }
