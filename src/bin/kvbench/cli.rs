@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use kvserve::engine::work::WorkModel;
 use kvserve::server::config::Pattern;
 
-use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
+use crate::load::workload::{parse_seconds, CompareWorkload, WorkloadArgs};
 use crate::measure::cpus::CpuList;
+use crate::net::auth::Credentials;
+use crate::net::tls::Trust;
 
 /// kvbench: load generator for memcached-text servers, and side-by-side
 /// comparison of kvserve's threading patterns (and memcached).
@@ -58,7 +60,59 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
     #[command(flatten)]
+    pub security: SecurityArgs,
+    /// With --tls: connections share rustls's session cache and resume the
+    /// sessions earlier ones got (--workload churn: every connection but
+    /// the first few resumes, if the server allows it: memcached's
+    /// ssl_session_cache); without it every connection makes a full handshake.
+    #[arg(long, requires = "tls")]
+    pub tls_resume: bool,
+    #[command(flatten)]
     pub workload: WorkloadArgs,
+}
+
+/// How kvbench reaches a server it did not start: TLS, and memcached's
+/// ASCII authentication (`memcached -Y`). Every connection uses them: the
+/// load's, the warmup's and the one that reads `stats`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(group(ArgGroup::new("tls_trust").args(["tls_ca", "tls_insecure"])))]
+pub struct SecurityArgs {
+    /// Speak TLS to the server (rustls), trusting its certificate by
+    /// --tls-ca or not checking it (--tls-insecure): one of them is needed.
+    #[arg(long, requires = "tls_trust")]
+    pub tls: bool,
+    /// Trust server certificates signed by a CA of this PEM file; the
+    /// certificate must name the --server host (an IP address or a name).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate: encryption without knowing who the
+    /// server is (the handshake's signature is still verified).
+    #[arg(long, requires = "tls", conflicts_with = "tls_ca")]
+    pub tls_insecure: bool,
+    /// Authenticate every connection as memcached's ASCII authentication
+    /// does (a `set` whose data is `USER PASS`, before any request).
+    #[arg(long, value_name = "USER:PASS")]
+    pub auth: Option<Credentials>,
+}
+
+impl SecurityArgs {
+    /// Which certificates to trust, when speaking TLS.
+    pub fn trust(&self) -> Option<Trust> {
+        trust(self.tls, self.tls_ca.as_ref(), self.tls_insecure)
+    }
+}
+
+/// `--tls` with `--tls-ca FILE` or `--tls-insecure`, as [`Trust`]; clap
+/// has seen to it that `--tls` comes with one of them.
+pub fn trust(tls: bool, ca: Option<&PathBuf>, insecure: bool) -> Option<Trust> {
+    match (tls, ca) {
+        (false, _) => None,
+        (true, Some(path)) => Some(Trust::CaFile(path.clone())),
+        (true, None) => {
+            debug_assert!(insecure, "--tls without a trust flag");
+            Some(Trust::Any)
+        }
+    }
 }
 
 /// The servers a command starts and the CPUs it runs them and itself on;
@@ -90,6 +144,15 @@ pub struct ServerArgs {
     /// the --client-cpus).
     #[arg(long, value_name = "LIST")]
     pub server_cpus: Option<CpuList>,
+    /// Start every server with TLS (-Z -o ssl_chain_cert=..,ssl_key=..,
+    /// ssl_session_cache) on a throwaway certificate made for the run,
+    /// which kvbench trusts, and speak TLS on every connection.
+    #[arg(long)]
+    pub tls: bool,
+    /// Start every server with an auth file (-Y) holding USER:PASS, and
+    /// authenticate every connection with it.
+    #[arg(long, value_name = "USER:PASS")]
+    pub auth: Option<Credentials>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,9 +162,12 @@ pub struct CompareArgs {
     /// Seconds of measured load per workload and server.
     #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pub duration: f64,
-    /// Workloads to run, in order (repeat or comma-separate; default: all).
+    /// Workloads to run, in order (repeat or comma-separate; default:
+    /// uniform, pipelined, large, many-conns, skewed). `tls` runs uniform
+    /// and pipelined in plaintext and over TLS; `churn` a new connection
+    /// per request, in plaintext, over TLS and over TLS resuming sessions.
     #[arg(short, long = "workload", value_enum, value_delimiter = ',')]
-    pub workloads: Vec<WorkloadName>,
+    pub workloads: Vec<CompareWorkload>,
     /// Include memcached even if no executable `memcached` is found on PATH.
     #[arg(long)]
     pub memcached: bool,
@@ -151,6 +217,13 @@ pub struct SweepArgs {
     /// work model are read from `stats`.
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "work")]
     pub server: Option<String>,
+    /// With --server and --tls: trust its certificate if a CA of this PEM
+    /// file signed it (see `kvbench run --help`).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --server and --tls: accept any certificate.
+    #[arg(long, requires = "tls", conflicts_with = "tls_ca")]
+    pub tls_insecure: bool,
     /// Allow a --server address outside the loopback range.
     #[arg(long, requires = "server")]
     pub allow_remote: bool,
@@ -235,6 +308,36 @@ pub struct TopArgs {
     /// the rates, is not one).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+impl Cli {
+    /// What clap's rules cannot say: `sweep --server --tls` needs
+    /// --tls-ca or --tls-insecure, as `run --tls` does, and they need
+    /// --server (the servers a sweep starts have kvbench's own
+    /// certificate; a `requires = "server"` is void beside --work, which
+    /// conflicts with --server).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::error::ErrorKind;
+        use clap::CommandFactory;
+        let Command::Sweep(args) = &self.command else {
+            return Ok(());
+        };
+        let trust = args.tls_ca.is_some() || args.tls_insecure;
+        let error = match (args.server.is_some(), args.servers.tls, trust) {
+            (true, true, false) => (
+                ErrorKind::MissingRequiredArgument,
+                "sweep --server with --tls needs --tls-ca FILE or --tls-insecure",
+            ),
+            (false, _, true) => (
+                ErrorKind::ArgumentConflict,
+                "--tls-ca and --tls-insecure are for a --server the sweep does not start: the servers it starts present kvbench's own certificate",
+            ),
+            _ => return Ok(()),
+        };
+        Err(Cli::command().error(error.0, error.1))
+    }
 }
 
 fn parse_work(text: &str) -> Result<WorkModel, String> {
@@ -332,7 +435,7 @@ mod tests {
         assert_eq!(args.servers.server_args, ["--work-us", "5"]);
         assert_eq!(
             args.workloads,
-            [WorkloadName::Uniform, WorkloadName::Pipelined]
+            [CompareWorkload::Uniform, CompareWorkload::Pipelined]
         );
     }
 
@@ -401,6 +504,81 @@ mod tests {
         ] {
             assert_eq!(top(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn tls_needs_a_trust_flag_and_the_trust_flags_need_tls() {
+        let parse = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv)?;
+            cli.check().map(|()| cli)
+        };
+        let refused = |argv: &[&str], flag: &str| {
+            let err = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} accepted"));
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+            assert!(err.to_string().contains(flag), "{argv:?}: {err}");
+        };
+        for command in ["run", "top"] {
+            refused(&["kvbench", command, "--tls"], "--tls-ca");
+            refused(&["kvbench", command, "--tls"], "--tls-insecure");
+            refused(&["kvbench", command, "--tls-ca", "ca.pem"], "--tls");
+            refused(&["kvbench", command, "--tls-insecure"], "--tls");
+            refused(
+                &[
+                    "kvbench",
+                    command,
+                    "--tls",
+                    "--tls-insecure",
+                    "--tls-ca",
+                    "x",
+                ],
+                "--tls-ca",
+            );
+            refused(&["kvbench", command, "--auth", "nopassword"], "--auth");
+        }
+        refused(&["kvbench", "run", "--tls-resume"], "--tls");
+        let Command::Run(run) = parse(&[
+            "kvbench", "run", "--tls", "--tls-ca", "ca.pem", "--auth", "u:p",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not run")
+        };
+        assert!(
+            matches!(run.security.trust(), Some(Trust::CaFile(p)) if p.as_os_str() == "ca.pem")
+        );
+        assert!(run.security.auth.is_some());
+        // compare's servers have kvbench's own certificate: --tls alone.
+        assert!(parse(&["kvbench", "compare", "--tls", "--auth", "u:p"]).is_ok());
+        refused(&["kvbench", "compare", "--tls-insecure"], "--tls-insecure");
+        // sweep: as compare when it starts the servers, as run with --server.
+        assert!(parse(&["kvbench", "sweep", "--work", "spin:fixed:5us", "--tls"]).is_ok());
+        refused(
+            &["kvbench", "sweep", "--server", "127.0.0.1:1", "--tls"],
+            "--tls-insecure",
+        );
+        refused(
+            &[
+                "kvbench",
+                "sweep",
+                "--work",
+                "spin:fixed:5us",
+                "--tls",
+                "--tls-insecure",
+            ],
+            "--server",
+        );
+        assert!(parse(&[
+            "kvbench",
+            "sweep",
+            "--server",
+            "127.0.0.1:1",
+            "--tls",
+            "--tls-insecure"
+        ])
+        .is_ok());
     }
 
     #[test]
