@@ -134,6 +134,14 @@ impl Endpoint {
             Err(e) if !self.is_tls() && e.kind() == io::ErrorKind::ConnectionReset => bail!(
                 "{self} reset the connection at the first request: does it expect TLS (--tls)?"
             ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                bail!("no reply from {self} to `version` within {timeout:?}")
+            }
             Err(e) => bail!("{self}: `version`: {e}"),
         }
     }
