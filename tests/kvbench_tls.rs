@@ -388,6 +388,44 @@ fn memcached_auth_counts_match_server_stats() {
     counts_match(Subject::Memcached, AUTH_ONLY);
 }
 
+/// Values larger than rustls's 64 KiB buffer, pipelined both ways: sets
+/// whose request the socket takes in parts, replies spread over many
+/// records and reads.
+#[test]
+fn memcached_tls_large_values_pipelined() {
+    let pki = Pki::new();
+    let mut server = Subject::Memcached.start(&pki, TLS);
+    let before = settled_stats(&server, &pki, TLS, false);
+    let r = run_json(
+        &server,
+        &client_flags(&pki, TLS),
+        &[
+            "--duration",
+            "0.5",
+            "--connections",
+            "4",
+            "--value-size",
+            "100k-200k",
+            "--get-ratio",
+            "1:1",
+            "--pipeline",
+            "4",
+            "--keys",
+            "40",
+        ],
+    );
+    let after = server_stats(&server, &pki, TLS, false);
+    let t = &r["total"];
+    assert!(u(t, "requests") > 0, "{r}");
+    assert_eq!(u(t, "errors"), 0, "{r}");
+    assert_eq!(u(t, "misses"), 0, "{r}");
+    let d = |name| stat_u64(&after, name) - stat_u64(&before, name);
+    assert_eq!(d("cmd_set"), u(t, "sets") + 40, "{r}");
+    assert_eq!(d("get_hits"), u(t, "hits"), "{r}");
+    assert!(d("bytes_written") > 100_000 * u(t, "hits"), "{r}");
+    assert!(server.stop().success(), "{}", server.stderr_text());
+}
+
 fn kvserve_counts_match(pattern: &'static str) {
     for setup in [TLS, AUTH_ONLY, TLS_AUTH] {
         counts_match(Subject::Kvserve(pattern), setup);
