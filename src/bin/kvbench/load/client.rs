@@ -116,7 +116,8 @@ impl Conn {
     }
 
     /// Where a connection whose replies stopped coming was left, e.g.
-    /// `2 requests in flight, all sent, no byte of the next reply`.
+    /// `2 requests in flight, all sent, no byte of the next reply; socket:
+    /// 0 bytes unread, 0 sent and not acknowledged`.
     pub fn stuck_state(&self) -> String {
         let unsent = self.out.len() - self.out_pos;
         let sent = if unsent == 0 {
@@ -130,8 +131,9 @@ impl Conn {
             "no byte of the next reply"
         };
         format!(
-            "{} requests in flight, {sent}, {reply}",
-            self.inflight.len()
+            "{} requests in flight, {sent}, {reply}; {}",
+            self.inflight.len(),
+            self.stream.stuck_state()
         )
     }
 

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use rustls::{ClientConnection, HandshakeKind, StreamOwned};
@@ -144,6 +145,33 @@ impl Transport {
         }
     }
 
+    /// Where the bytes of a connection whose replies stopped coming are:
+    /// in the kernel's queues (unread; sent but not yet acknowledged by the
+    /// server's kernel) and, over TLS, in rustls's (records not yet
+    /// written). All empty says the server has the requests and is not
+    /// answering.
+    pub fn stuck_state(&self) -> String {
+        let (unread, unacknowledged) = queued(self.socket_ref());
+        let mut state =
+            format!("socket: {unread} bytes unread, {unacknowledged} sent and not acknowledged");
+        if let Transport::Tls(t) = self {
+            state += if t.conn.wants_write() {
+                "; TLS records waiting to be written"
+            } else {
+                "; no TLS record waiting"
+            };
+        }
+        state
+    }
+
+    fn socket_ref(&self) -> &mio::net::TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => &t.sock,
+        }
+    }
+
+    /// Shuts the socket down both ways (a lost connection).
     pub fn shutdown(&mut self) {
         let _ = self.socket().shutdown(Shutdown::Both);
     }
@@ -207,6 +235,19 @@ impl TlsTransport {
         }
         Ok(true)
     }
+}
+
+/// The bytes in a socket's receive queue and in its send queue (sent, not
+/// yet acknowledged); zeros where the kernel does not say.
+fn queued(socket: &impl AsRawFd) -> (libc::c_int, libc::c_int) {
+    let (mut unread, mut unacknowledged): (libc::c_int, libc::c_int) = (0, 0);
+    // SAFETY: FIONREAD and TIOCOUTQ write one int through the pointer, on
+    // a descriptor the socket owns.
+    unsafe {
+        libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut unread);
+        libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut unacknowledged);
+    }
+    (unread, unacknowledged)
 }
 
 /// The socket as rustls reads it, noting a short read (the socket emptied).
