@@ -13,7 +13,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kvserve::server::config::Pattern;
 use kvserve::server::process::{raise_fd_limit, StderrTail};
+use serde_json::Value;
 
 /// The name a scenario of [`per_pattern!`] gets in its memcached test, in
 /// place of a pattern's: [`KvServer::start_suite`] then starts memcached.
@@ -57,6 +58,56 @@ pub fn kvbench_command(args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
+}
+
+/// Longest any kvbench invocation of a test may take before it is killed.
+pub const KVBENCH_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs kvbench with `args`; kills it after [`KVBENCH_LIMIT`].
+pub fn kvbench_output(args: &[&str]) -> Output {
+    spawn_kvbench(args, true)
+}
+
+/// Runs kvbench with `args`, reading its stdout, or closing it at once
+/// when `read_stdout` is false; kills it after [`KVBENCH_LIMIT`].
+pub fn spawn_kvbench(args: &[&str], read_stdout: bool) -> Output {
+    let mut child = kvbench_command(args).spawn().expect("spawn kvbench");
+    let stdout = child.stdout.take().unwrap();
+    let out = read_stdout.then(|| thread::spawn(move || read_all(stdout)));
+    let stderr = child.stderr.take().unwrap();
+    let err = thread::spawn(move || read_all(stderr));
+    let status = exit_within(&mut child, KVBENCH_LIMIT)
+        .unwrap_or_else(|| panic!("kvbench {args:?} still running after {KVBENCH_LIMIT:?}"));
+    Output {
+        status,
+        stdout: out.map_or_else(Vec::new, |o| o.join().unwrap()),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn read_all(mut from: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = from.read_to_end(&mut v);
+    v
+}
+
+/// Runs kvbench with `args` plus `--json --quiet`; its JSON report.
+pub fn kvbench_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--quiet"]);
+    let out = kvbench_output(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kvbench {all:?} failed: {}\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "kvbench {all:?}: stdout is not JSON ({e}):\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// The memcached to compare with: `$KVSERVE_MEMCACHED_BIN`, else

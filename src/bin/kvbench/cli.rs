@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use kvserve::engine::work::WorkModel;
 use kvserve::server::config::Pattern;
 
-use crate::load::workload::{parse_seconds, WorkloadArgs, WorkloadName};
+use crate::load::workload::{parse_seconds, CompareWorkload, WorkloadArgs};
 use crate::measure::cpus::CpuList;
+use crate::net::auth::Credentials;
+use crate::net::tls::Trust;
 
 /// kvbench: load generator for memcached-text servers, and side-by-side
 /// comparison of kvserve's threading patterns (and memcached).
@@ -58,7 +60,59 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
     #[command(flatten)]
+    pub security: SecurityArgs,
+    /// With --tls: connections share rustls's session cache and resume the
+    /// sessions earlier ones got (--workload churn: every connection but
+    /// the first few resumes, if the server allows it: memcached's
+    /// ssl_session_cache); without it every connection makes a full handshake.
+    #[arg(long, requires = "tls")]
+    pub tls_resume: bool,
+    #[command(flatten)]
     pub workload: WorkloadArgs,
+}
+
+/// How kvbench reaches a server it did not start: TLS, and memcached's
+/// ASCII authentication (`memcached -Y`). Every connection uses them: the
+/// load's, the warmup's and the one that reads `stats`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(group(ArgGroup::new("tls_trust").args(["tls_ca", "tls_insecure"])))]
+pub struct SecurityArgs {
+    /// Speak TLS to the server (rustls), trusting its certificate by
+    /// --tls-ca or not checking it (--tls-insecure): one of them is needed.
+    #[arg(long, requires = "tls_trust")]
+    pub tls: bool,
+    /// Trust server certificates signed by a CA of this PEM file; the
+    /// certificate must name the --server host (an IP address or a name).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate: encryption without knowing who the
+    /// server is (the handshake's signature is still verified).
+    #[arg(long, requires = "tls", conflicts_with = "tls_ca")]
+    pub tls_insecure: bool,
+    /// Authenticate every connection as memcached's ASCII authentication
+    /// does (a `set` whose data is `USER PASS`, before any request).
+    #[arg(long, value_name = "USER:PASS")]
+    pub auth: Option<Credentials>,
+}
+
+impl SecurityArgs {
+    /// Which certificates to trust, when speaking TLS.
+    pub fn trust(&self) -> Option<Trust> {
+        trust(self.tls, self.tls_ca.as_ref(), self.tls_insecure)
+    }
+}
+
+/// `--tls` with `--tls-ca FILE` or `--tls-insecure`, as [`Trust`]; clap
+/// has seen to it that `--tls` comes with one of them.
+pub fn trust(tls: bool, ca: Option<&PathBuf>, insecure: bool) -> Option<Trust> {
+    match (tls, ca) {
+        (false, _) => None,
+        (true, Some(path)) => Some(Trust::CaFile(path.clone())),
+        (true, None) => {
+            debug_assert!(insecure, "--tls without a trust flag");
+            Some(Trust::Any)
+        }
+    }
 }
 
 /// The servers a command starts and the CPUs it runs them and itself on;
@@ -90,6 +144,15 @@ pub struct ServerArgs {
     /// the --client-cpus).
     #[arg(long, value_name = "LIST")]
     pub server_cpus: Option<CpuList>,
+    /// Start every server with TLS (-Z -o ssl_chain_cert=..,ssl_key=..,
+    /// ssl_session_cache) on a throwaway certificate made for the run,
+    /// which kvbench trusts, and speak TLS on every connection.
+    #[arg(long)]
+    pub tls: bool,
+    /// Start every server with an auth file (-Y) holding USER:PASS, and
+    /// authenticate every connection with it.
+    #[arg(long, value_name = "USER:PASS")]
+    pub auth: Option<Credentials>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,9 +162,12 @@ pub struct CompareArgs {
     /// Seconds of measured load per workload and server.
     #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pub duration: f64,
-    /// Workloads to run, in order (repeat or comma-separate; default: all).
+    /// Workloads to run, in order (repeat or comma-separate; default:
+    /// uniform, pipelined, large, many-conns, skewed). `tls` runs uniform
+    /// and pipelined in plaintext and over TLS; `churn` a new connection
+    /// per request, in plaintext, over TLS and over TLS resuming sessions.
     #[arg(short, long = "workload", value_enum, value_delimiter = ',')]
-    pub workloads: Vec<WorkloadName>,
+    pub workloads: Vec<CompareWorkload>,
     /// Include memcached even if no executable `memcached` is found on PATH.
     #[arg(long)]
     pub memcached: bool,
@@ -151,6 +217,13 @@ pub struct SweepArgs {
     /// work model are read from `stats`.
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "work")]
     pub server: Option<String>,
+    /// With --server and --tls: trust its certificate if a CA of this PEM
+    /// file signed it (see `kvbench run --help`).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --server and --tls: accept any certificate.
+    #[arg(long, requires = "tls", conflicts_with = "tls_ca")]
+    pub tls_insecure: bool,
     /// Allow a --server address outside the loopback range.
     #[arg(long, requires = "server")]
     pub allow_remote: bool,
@@ -235,6 +308,36 @@ pub struct TopArgs {
     /// the rates, is not one).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+impl Cli {
+    /// What clap's rules cannot say: `sweep --server --tls` needs
+    /// --tls-ca or --tls-insecure, as `run --tls` does, and they need
+    /// --server (the servers a sweep starts have kvbench's own
+    /// certificate; a `requires = "server"` is void beside --work, which
+    /// conflicts with --server).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::error::ErrorKind;
+        use clap::CommandFactory;
+        let Command::Sweep(args) = &self.command else {
+            return Ok(());
+        };
+        let trust = args.tls_ca.is_some() || args.tls_insecure;
+        let error = match (args.server.is_some(), args.servers.tls, trust) {
+            (true, true, false) => (
+                ErrorKind::MissingRequiredArgument,
+                "sweep --server with --tls needs --tls-ca FILE or --tls-insecure",
+            ),
+            (false, _, true) => (
+                ErrorKind::ArgumentConflict,
+                "--tls-ca and --tls-insecure are for a --server the sweep does not start: the servers it starts present kvbench's own certificate",
+            ),
+            _ => return Ok(()),
+        };
+        Err(Cli::command().error(error.0, error.1))
+    }
 }
 
 fn parse_work(text: &str) -> Result<WorkModel, String> {
@@ -306,116 +409,4 @@ fn parse_positive(text: &str, max: f64) -> Result<f64, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn server_args_take_hyphen_values() {
-        let cli = Cli::parse_from([
-            "kvbench",
-            "compare",
-            "--server-arg",
-            "--work-us",
-            "--server-arg=5",
-            "--workload",
-            "uniform,pipelined",
-        ]);
-        let Command::Compare(args) = cli.command else {
-            panic!("not compare")
-        };
-        assert_eq!(args.servers.server_args, ["--work-us", "5"]);
-        assert_eq!(
-            args.workloads,
-            [WorkloadName::Uniform, WorkloadName::Pipelined]
-        );
-    }
-
-    #[test]
-    fn sweep_loads_and_work_parse_or_say_what_is_accepted() {
-        let cli = Cli::parse_from([
-            "kvbench",
-            "sweep",
-            "--work",
-            "block:exp:100us",
-            "--loads",
-            "10,50%,95",
-        ]);
-        let Command::Sweep(args) = cli.command else {
-            panic!("not sweep")
-        };
-        assert_eq!(args.loads, [10.0, 50.0, 95.0]);
-        assert_eq!(args.work.unwrap().to_string(), "block:exp:100us");
-        assert_eq!(args.connections, 64);
-        let refused = |argv: &[&str]| {
-            let mut all = vec!["kvbench", "sweep"];
-            all.extend_from_slice(argv);
-            Cli::try_parse_from(all).unwrap_err()
-        };
-        let err = refused(&["--work", "block:exp:100"]);
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("--work"), "{err}");
-        assert!(err.to_string().contains("spin or block"), "{err}");
-        let err = refused(&["--work", "spin:fixed:5us", "--loads", "10,x"]);
-        assert!(err.to_string().contains("--loads"), "{err}");
-        assert!(err.to_string().contains("percentage of capacity"), "{err}");
-        assert_eq!(
-            refused(&["--work", "spin:fixed:5us", "--loads", "0"]).exit_code(),
-            2
-        );
-        // No work model and no server to read one from.
-        assert_eq!(refused(&["--loads", "10"]).exit_code(), 2);
-        assert_eq!(
-            refused(&["--work", "spin:fixed:5us", "--loads", "10", "--rates", "5"]).exit_code(),
-            2
-        );
-    }
-
-    #[test]
-    fn top_defaults_and_bounds() {
-        let top = |extra: &[&str]| {
-            let mut argv = vec!["kvbench", "top"];
-            argv.extend_from_slice(extra);
-            Cli::try_parse_from(argv).map(|cli| match cli.command {
-                Command::Top(top) => top,
-                _ => unreachable!(),
-            })
-        };
-        let args = top(&[]).unwrap();
-        assert_eq!(args.server, "127.0.0.1:11211");
-        assert_eq!((args.interval, args.plain, args.count), (1.0, false, None));
-        let args = top(&["--interval", "0.1", "--plain", "--count", "3"]).unwrap();
-        assert_eq!(
-            (args.interval, args.plain, args.count),
-            (0.1, true, Some(3))
-        );
-        for bad in [
-            ["--interval", "0"],
-            ["--interval", "0.01"],
-            ["--count", "0"],
-        ] {
-            assert_eq!(top(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn warmup_flag_forms() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["kvbench", "run"];
-            argv.extend_from_slice(extra);
-            match Cli::parse_from(argv).command {
-                Command::Run(run) => (run.workload.warmup, run.workload.no_warmup),
-                _ => unreachable!(),
-            }
-        };
-        assert_eq!(parse(&[]), (None, false));
-        assert_eq!(parse(&["--warmup"]), (Some(true), false));
-        assert_eq!(parse(&["--warmup=false"]), (Some(false), false));
-        assert_eq!(parse(&["--no-warmup"]), (None, true));
-    }
-}
+mod tests;

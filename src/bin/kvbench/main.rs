@@ -9,6 +9,7 @@
 //! - [`model`]: the queueing model of each pattern, a discrete-event simulator.
 //! - [`report`]: tables, JSON, SVG charts, the progress bar.
 //! - [`view`]: `top`'s live view, full-screen or plain text.
+//! - [`net`]: reaching a server: TCP, TLS, authentication.
 //! - [`servers`]: starting and stopping the servers under test.
 
 mod cli;
@@ -16,6 +17,7 @@ mod commands;
 mod load;
 mod measure;
 mod model;
+mod net;
 mod report;
 mod servers;
 mod view;
@@ -31,7 +33,11 @@ use cli::{Cli, Command};
 /// Runs the command; an error is printed without a stack trace, and
 /// exits 1.
 fn main() -> ExitCode {
-    process::exit_code(run(Cli::parse()))
+    let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
+    process::exit_code(run(cli))
 }
 
 fn run(cli: Cli) -> Result<()> {

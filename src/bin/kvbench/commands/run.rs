@@ -1,6 +1,7 @@
 //! `kvbench run`: drives one running server with one workload and reports.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -12,12 +13,23 @@ use crate::load::warmup;
 use crate::load::workload;
 use crate::measure::cpus::Affinity;
 use crate::measure::noise::NoiseMeter;
+use crate::net::auth::Credentials;
+use crate::net::tls::{TlsClient, Trust};
+use crate::net::Endpoint;
 use crate::report::{self, progress_bar, RunReport};
 
 /// Runs `kvbench run`.
 pub fn run(args: &RunArgs) -> Result<()> {
-    let server = resolve(&args.server, args.allow_remote)?;
+    let server = endpoint(
+        &args.server,
+        args.allow_remote,
+        args.security.trust(),
+        args.security.auth.clone(),
+        args.tls_resume,
+    )?;
     let plan = workload::plan(&args.workload)?;
+    let timeout = Duration::from_secs_f64(args.workload.timeout);
+    server.check(timeout)?;
     // Every CPU kvbench may use, before --client-cpus narrows it: the
     // server's are among them.
     let machine = Affinity::current().context("reading kvbench's CPU affinity")?;
@@ -31,7 +43,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         server,
         duration: Duration::from_secs_f64(args.duration),
         client_threads: plan.client_threads(args.client_threads),
-        timeout: Duration::from_secs_f64(args.workload.timeout),
+        timeout,
         spin: Duration::from_micros(args.workload.spin_us),
         seed: args.workload.seed,
     };
@@ -79,6 +91,31 @@ fn measured(report: &RunReport) -> Result<()> {
     )
 }
 
+/// How to reach `server` (HOST:PORT), loopback only unless `allow_remote`:
+/// over TLS trusting `trust` (the certificate must name HOST), with
+/// `auth`'s credentials; `resume`: connections resume TLS sessions.
+pub fn endpoint(
+    server: &str,
+    allow_remote: bool,
+    trust: Option<Trust>,
+    auth: Option<Credentials>,
+    resume: bool,
+) -> Result<Endpoint> {
+    let addr = resolve(server, allow_remote)?;
+    let tls = trust
+        .map(|trust| TlsClient::new(&trust, host(server), resume).map(Arc::new))
+        .transpose()?;
+    Ok(Endpoint::plain(addr).with_tls(tls).with_auth(auth))
+}
+
+/// The host of HOST:PORT, without an IPv6 address's brackets.
+fn host(server: &str) -> &str {
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
 /// The server's address; loopback only unless `allow_remote`.
 pub fn resolve(server: &str, allow_remote: bool) -> Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = server
@@ -113,5 +150,17 @@ mod tests {
         assert!(resolve("10.1.2.3:11211", false).is_err());
         assert!(resolve("10.1.2.3:11211", true).is_ok());
         assert!(resolve("nonsense", false).is_err());
+    }
+
+    #[test]
+    fn the_certificate_must_name_the_host_as_given() {
+        assert_eq!(host("127.0.0.1:11211"), "127.0.0.1");
+        assert_eq!(host("localhost:1"), "localhost");
+        assert_eq!(host("[::1]:11211"), "::1");
+        let server = endpoint("[::1]:1", false, Some(Trust::Any), None, false).unwrap();
+        assert!(server.is_tls());
+        assert!(!endpoint("127.0.0.1:1", false, None, None, false)
+            .unwrap()
+            .is_tls());
     }
 }

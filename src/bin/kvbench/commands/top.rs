@@ -7,7 +7,6 @@
 //! top runs; one never reached makes top fail when it ends.
 
 use std::io::{self, IsTerminal, Write};
-use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,9 +16,10 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::run::resolve;
+use super::run::endpoint;
 use crate::cli::TopArgs;
 use crate::measure::snapshot::{Reader, Snapshot};
+use crate::net::Endpoint;
 use crate::view::terminal::Screen;
 use crate::view::watch::Watch;
 use crate::view::{plain, screen};
@@ -37,11 +37,17 @@ enum Message {
 /// Runs `kvbench top`.
 pub fn top(args: &TopArgs) -> Result<()> {
     // top sends no load, only `stats`: any address may be watched.
-    let addr = resolve(&args.server, true)?;
+    let server = endpoint(
+        &args.server,
+        true,
+        args.security.trust(),
+        args.security.auth.clone(),
+        false,
+    )?;
     let interval = Duration::from_secs_f64(args.interval);
     let (tx, rx) = mpsc::channel();
     forward_signals(tx.clone())?;
-    spawn_reader(addr, interval, tx.clone());
+    spawn_reader(server, interval, tx.clone());
     let mut watch = Watch::new(args.server.clone(), interval);
     if args.plain || !io::stdout().is_terminal() {
         plain_text(&rx, &mut watch, args.count)?;
@@ -147,10 +153,10 @@ fn print(text: &str) -> Result<bool> {
 
 /// Reads the server now and then every `interval` (a reading that takes
 /// longer skips the ticks it missed), until the main thread is gone.
-fn spawn_reader(addr: SocketAddr, interval: Duration, tx: Sender<Message>) {
+fn spawn_reader(server: Endpoint, interval: Duration, tx: Sender<Message>) {
     // A lost or stopped server must not hold a reading for long.
     let timeout = interval.clamp(Duration::from_secs(1), Duration::from_secs(5));
-    let mut reader = Reader::new(addr, timeout);
+    let mut reader = Reader::new(server, timeout);
     thread::spawn(move || {
         let mut next = Instant::now();
         loop {

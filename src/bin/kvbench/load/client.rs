@@ -2,13 +2,13 @@
 //! replies framed by [`super::reply`].
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::load::reply::{parse_replies, Expect, Outcome, ReplyParser};
 use crate::load::workload::{GroupSpec, Rng};
+use crate::net::stream::{Stream, Transport};
 
 /// Value bytes: a fixed pattern, sliced to each set's length.
 pub fn value_bytes(max: usize) -> Arc<[u8]> {
@@ -85,16 +85,9 @@ impl RequestGen {
     }
 }
 
-/// A blocking connect with a timeout, then TCP_NODELAY.
-pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 /// A non-blocking connection driven by a client thread's event loop.
 pub struct Conn {
-    pub stream: mio::net::TcpStream,
+    pub stream: Transport,
     pub group: usize,
     pub gen: RequestGen,
     out: Vec<u8>,
@@ -108,10 +101,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, group: usize, gen: RequestGen) -> io::Result<Conn> {
-        stream.set_nonblocking(true)?;
+    /// Takes over a connection made by [`crate::net::Endpoint::connect`].
+    pub fn new(stream: Stream, group: usize, gen: RequestGen) -> io::Result<Conn> {
         Ok(Conn {
-            stream: mio::net::TcpStream::from_std(stream),
+            stream: stream.into_transport()?,
             group,
             gen,
             out: Vec::new(),
@@ -123,7 +116,8 @@ impl Conn {
     }
 
     /// Where a connection whose replies stopped coming was left, e.g.
-    /// `2 requests in flight, all sent, no byte of the next reply`.
+    /// `2 requests in flight, all sent, no byte of the next reply; socket:
+    /// 0 bytes unread, 0 sent and not acknowledged`.
     pub fn stuck_state(&self) -> String {
         let unsent = self.out.len() - self.out_pos;
         let sent = if unsent == 0 {
@@ -137,8 +131,9 @@ impl Conn {
             "no byte of the next reply"
         };
         format!(
-            "{} requests in flight, {sent}, {reply}",
-            self.inflight.len()
+            "{} requests in flight, {sent}, {reply}; {}",
+            self.inflight.len(),
+            self.stream.stuck_state()
         )
     }
 
@@ -166,6 +161,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        self.stream.flush_queued()?;
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -186,14 +182,14 @@ impl Conn {
         mut on_reply: impl FnMut(Expect, Instant, Instant, Outcome),
     ) -> io::Result<()> {
         loop {
-            let n = match self.stream.read(scratch) {
-                Ok(0) => {
+            let (n, emptied) = match self.stream.read(scratch) {
+                Ok((0, _)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "server closed the connection",
                     ))
                 }
-                Ok(n) => n,
+                Ok(read) => read,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -215,7 +211,7 @@ impl Conn {
                     "reply stream out of step",
                 ));
             }
-            if n < scratch.len() {
+            if emptied {
                 // A short read emptied the socket; with edge-triggered
                 // epoll, bytes arriving later raise a new event. Saves the
                 // read that would only say EWOULDBLOCK.

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::load::arrivals::{connection_seed, PoissonArrivals};
-use crate::load::client::{self, Conn, RequestGen};
+use crate::load::client::{Conn, RequestGen};
 use crate::load::options::Options;
 use crate::load::reply::ErrorKind;
 use crate::load::stats::GroupStats;
 use crate::load::timer::{set_timer_slack, Timer};
 use crate::load::workload::{Arrivals, GroupSpec};
+use crate::net::stream::Stream;
 
 const TIMER: Token = Token(usize::MAX);
 
@@ -141,14 +142,17 @@ impl EventLoop {
                     "connect phase took longer than --timeout",
                 ))
             } else {
-                client::connect(opts.server, left)
+                opts.server.connect(left)
             };
             let seed = ((g as u64) << 32) | index as u64;
             let gen = RequestGen::new(Arc::clone(spec), seed, Arc::clone(&shared.value));
+            if let Ok(resumed) = stream.as_ref().map(Stream::resumed) {
+                stats[g].handshake(resumed);
+            }
             match stream.and_then(|s| Conn::new(s, g, gen)) {
                 Ok(mut conn) => {
                     poll.registry().register(
-                        &mut conn.stream,
+                        conn.stream.socket(),
                         Token(slots.len()),
                         Interest::READABLE | Interest::WRITABLE,
                     )?;
@@ -445,7 +449,7 @@ impl EventLoop {
             format!("connection lost: {err}")
         });
         slot.conn.inflight.clear();
-        let _ = self.poll.registry().deregister(&mut slot.conn.stream);
-        let _ = slot.conn.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.poll.registry().deregister(slot.conn.stream.socket());
+        slot.conn.stream.shutdown();
     }
 }

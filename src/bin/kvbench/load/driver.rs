@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 
+use crate::load::churn;
 use crate::load::client;
 use crate::load::client_thread::{client_thread, Shared};
 use crate::load::options::Options;
 use crate::load::stats::GroupStats;
-use crate::load::workload::Plan;
+use crate::load::workload::{Plan, WorkloadName};
 
 /// The measured part of a run.
 #[derive(Debug)]
@@ -58,8 +59,11 @@ pub fn assign(plan: &Plan, threads: usize) -> Vec<Vec<(usize, usize)>> {
 }
 
 /// Runs the measured part of `plan`, updating `bar` (position: elapsed
-/// milliseconds) as it goes.
+/// milliseconds) as it goes; churn by [`churn`], a connection per request.
 pub fn measure(plan: &Plan, opts: &Options, bar: &ProgressBar) -> Result<RunResult> {
+    if plan.workload == WorkloadName::Churn {
+        return churn::measure(plan, opts, bar);
+    }
     let assignment = assign(plan, opts.client_threads);
     let shared = Arc::new(Shared {
         specs: plan.groups.iter().cloned().map(Arc::new).collect(),
@@ -81,23 +85,9 @@ pub fn measure(plan: &Plan, opts: &Options, bar: &ProgressBar) -> Result<RunResu
     let threads = handles.len();
     bar.set_message("connecting");
     shared.barrier.wait();
-    let start = Instant::now();
-    let total_ms = opts.duration.as_millis() as u64;
-    bar.set_length(total_ms.max(1));
-    bar.set_position(0);
-    while !handles.iter().all(|h| h.is_finished()) {
-        thread::sleep(Duration::from_millis(100));
-        let elapsed = start.elapsed();
-        bar.set_position((elapsed.as_millis() as u64).min(total_ms));
-        let done = shared.done.load(Ordering::Relaxed);
-        let failed = shared.failed.load(Ordering::Relaxed);
-        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(if elapsed > opts.duration {
-            format!("{done} replies, {failed} errors; draining")
-        } else {
-            format!("{rate:.0} ops/s, {failed} errors")
-        });
-    }
+    follow(bar, opts.duration, &shared.done, &shared.failed, || {
+        handles.iter().all(|h| h.is_finished())
+    });
     let mut groups: Vec<GroupStats> = plan.groups.iter().map(|_| GroupStats::new()).collect();
     let mut elapsed = Duration::ZERO;
     for h in handles {
@@ -114,10 +104,40 @@ pub fn measure(plan: &Plan, opts: &Options, bar: &ProgressBar) -> Result<RunResu
     })
 }
 
+/// Shows the run's progress on `bar` (position: elapsed milliseconds)
+/// from `done` and `failed`, the counts of replies and errors, until
+/// `finished` says the client threads are.
+pub fn follow(
+    bar: &ProgressBar,
+    duration: Duration,
+    done: &AtomicU64,
+    failed: &AtomicU64,
+    finished: impl Fn() -> bool,
+) {
+    let start = Instant::now();
+    let total_ms = duration.as_millis() as u64;
+    bar.set_length(total_ms.max(1));
+    bar.set_position(0);
+    while !finished() {
+        thread::sleep(Duration::from_millis(100));
+        let elapsed = start.elapsed();
+        bar.set_position((elapsed.as_millis() as u64).min(total_ms));
+        let done = done.load(Ordering::Relaxed);
+        let failed = failed.load(Ordering::Relaxed);
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+        bar.set_message(if elapsed > duration {
+            format!("{done} replies, {failed} errors; draining")
+        } else {
+            format!("{rate:.0} ops/s, {failed} errors")
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::load::workload::{plan, WorkloadArgs, WorkloadName};
+    use clap::ValueEnum;
 
     fn plan_of(name: WorkloadName) -> Plan {
         plan(&WorkloadArgs {
@@ -129,7 +149,7 @@ mod tests {
 
     #[test]
     fn assignment_covers_every_connection_once() {
-        for name in WorkloadName::ALL {
+        for &name in WorkloadName::value_variants() {
             let p = plan_of(name);
             for threads in [1, 2, 3, 7, 64] {
                 let a = assign(&p, threads);

@@ -4,6 +4,7 @@
 //! - [`workload`]: the named workloads and the plan of a run.
 //! - [`arrivals`]: Poisson arrivals, seeded per connection.
 //! - [`client`]: one connection: encoding requests, non-blocking I/O.
+//! - [`churn`]: a new connection per request.
 //! - [`reply`]: framing replies and matching them to requests.
 //! - [`warmup`]: every key set once before the run.
 //! - [`options`]: how a run drives the server.
@@ -12,6 +13,7 @@
 //! - [`timer`]: precise wake-ups.
 
 pub mod arrivals;
+pub mod churn;
 pub mod client;
 pub mod client_thread;
 pub mod driver;

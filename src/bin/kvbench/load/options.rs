@@ -1,13 +1,15 @@
-//! How a run drives the server: where, how long, from how many client
-//! threads, and the seed of its arrivals.
+//! How a run drives the server: where and how to reach it, how long, from
+//! how many client threads, and the seed of its arrivals.
 
-use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::net::Endpoint;
 
 /// How to drive the server.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub server: SocketAddr,
+    /// The server, over TLS or not, with credentials or not.
+    pub server: Endpoint,
     pub duration: Duration,
     pub client_threads: usize,
     /// Connect timeout (and bound of the whole connect phase), warmup reply

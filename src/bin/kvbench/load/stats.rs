@@ -25,6 +25,10 @@ pub struct GroupStats {
     /// Failed requests by [`ErrorKind`].
     pub errors: [u64; 6],
     pub connect_failures: u64,
+    /// TLS handshakes made, and how many of them resumed an earlier
+    /// session (churn with resumption: nearly all but the first).
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Open loop: requests due before the end that were never sent,
     /// because the connection already had `pipeline` in flight (or was lost).
     pub unsent: u64,
@@ -51,6 +55,8 @@ impl GroupStats {
             misses: 0,
             errors: [0; 6],
             connect_failures: 0,
+            tls_handshakes: 0,
+            tls_resumed: 0,
             unsent: 0,
             first_error: None,
             last_reply: None,
@@ -88,6 +94,15 @@ impl GroupStats {
         self.hist.saturating_record(ns);
     }
 
+    /// Counts a connection's handshake: `None` in plaintext (nothing to
+    /// count), else whether it resumed a session.
+    pub fn handshake(&mut self, resumed: Option<bool>) {
+        if let Some(resumed) = resumed {
+            self.tls_handshakes += 1;
+            self.tls_resumed += u64::from(resumed);
+        }
+    }
+
     /// Counts `n` requests that failed without a reply.
     pub fn fail(&mut self, kind: ErrorKind, n: u64, why: impl FnOnce() -> String) {
         self.errors[kind.index()] += n;
@@ -116,6 +131,8 @@ impl GroupStats {
             *a += b;
         }
         self.connect_failures += other.connect_failures;
+        self.tls_handshakes += other.tls_handshakes;
+        self.tls_resumed += other.tls_resumed;
         self.unsent += other.unsent;
         self.span = self.span.max(other.span);
         if self.first_error.is_none() {
@@ -159,7 +176,11 @@ mod tests {
             Outcome::Failed(ErrorKind::ServerError),
         );
         b.fail(ErrorKind::Timeout, 2, || "late".into());
+        b.handshake(None);
+        b.handshake(Some(true));
+        a.handshake(Some(false));
         a.merge(&b);
+        assert_eq!((a.tls_handshakes, a.tls_resumed), (2, 1));
         assert_eq!((a.requests, a.gets, a.get_keys, a.sets), (3, 1, 4, 2));
         assert_eq!((a.hits, a.misses, a.errors()), (3, 1, 3));
         assert_eq!(a.errors[ErrorKind::ServerError.index()], 1);

@@ -2,7 +2,7 @@
 //! over a few pipelined blocking connections, so that gets hit.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -96,11 +96,7 @@ fn warmup_conn(
         out.errors += n;
         out.first_error.get_or_insert(why);
     };
-    let mut stream = match client::connect(opts.server, opts.timeout).and_then(|s| {
-        s.set_read_timeout(Some(opts.timeout))?;
-        s.set_write_timeout(Some(opts.timeout))?;
-        Ok(s)
-    }) {
+    let mut stream = match opts.server.connect(opts.timeout) {
         Ok(s) => s,
         Err(e) => {
             fail(
@@ -142,7 +138,7 @@ fn warmup_conn(
                 return out;
             }
             while !inflight.is_empty() {
-                let n = match io::Read::read(&mut stream, &mut input) {
+                let n = match stream.read(&mut input) {
                     Ok(0) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "server closed the connection",

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
@@ -13,6 +12,8 @@ use serde::Serialize;
 
 use super::stats;
 use crate::model::empirical::Empirical;
+use crate::net::stream::Stream;
+use crate::net::Endpoint;
 
 /// One stage's distribution, as the server reports it.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -187,7 +188,7 @@ impl StageBuckets {
 
 /// Reads the server's stage buckets on an open connection; `None` from
 /// a server without them.
-pub fn read_buckets_on(stream: &mut TcpStream, timeout: Duration) -> Result<Option<StageBuckets>> {
+pub fn read_buckets_on(stream: &mut Stream, timeout: Duration) -> Result<Option<StageBuckets>> {
     let reply = stats::ask_on(stream, "latency buckets", timeout)?;
     if reply.starts_with("ERROR") {
         return Ok(None);
@@ -197,8 +198,8 @@ pub fn read_buckets_on(stream: &mut TcpStream, timeout: Duration) -> Result<Opti
 
 /// Reads the server's stage times; `None` when it has none (memcached
 /// answers `ERROR`).
-pub fn read(addr: SocketAddr, timeout: Duration) -> Result<Option<Anatomy>> {
-    let reply = stats::ask(addr, "latency", timeout)?;
+pub fn read(server: &Endpoint, timeout: Duration) -> Result<Option<Anatomy>> {
+    let reply = stats::ask(server, "latency", timeout)?;
     if reply.starts_with("ERROR") {
         return Ok(None);
     }
@@ -206,9 +207,10 @@ pub fn read(addr: SocketAddr, timeout: Duration) -> Result<Option<Anatomy>> {
 }
 
 /// `stats reset`, so that the next [`read`] covers only what follows.
-pub fn reset(addr: SocketAddr, timeout: Duration) -> Result<()> {
-    let mut stream = stats::connect(addr, timeout)?;
+pub fn reset(server: &Endpoint, timeout: Duration) -> Result<()> {
+    let mut stream = stats::connect(server, timeout)?;
     stream.write_all(b"stats reset\r\n")?;
+    stream.flush()?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     ensure!(line == "RESET\r\n", "`stats reset` answered {line:?}");

@@ -4,7 +4,6 @@
 //! moment they were read, so that two readings give rates.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -12,6 +11,8 @@ use anyhow::Result;
 use super::anatomy::{read_buckets_on, StageBuckets};
 use super::stats;
 use super::threads::{stats_threads_on, ThreadStat};
+use crate::net::stream::Stream;
+use crate::net::Endpoint;
 
 /// The commands a server counts in `stats`, as memcached counts them (a
 /// multi-get counts one `cmd_get` per key; `cas` is a `cmd_set`). Their sum
@@ -72,16 +73,16 @@ impl Snapshot {
 /// them so that a refresh costs the server two requests and no accept;
 /// after an error the next reading connects again.
 pub struct Reader {
-    addr: SocketAddr,
+    server: Endpoint,
     timeout: Duration,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
 }
 
 impl Reader {
-    /// A reader of `addr` whose every step is bounded by `timeout`.
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Reader {
+    /// A reader of `server` whose every step is bounded by `timeout`.
+    pub fn new(server: Endpoint, timeout: Duration) -> Reader {
         Reader {
-            addr,
+            server,
             timeout,
             stream: None,
         }
@@ -91,9 +92,11 @@ impl Reader {
     pub fn take(&mut self) -> Result<Snapshot> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
-            None => self.stream.insert(stats::connect(self.addr, self.timeout)?),
+            None => self
+                .stream
+                .insert(stats::connect(&self.server, self.timeout)?),
         };
-        let read = |stream: &mut TcpStream| -> Result<Snapshot> {
+        let read = |stream: &mut Stream| -> Result<Snapshot> {
             let stats = stats::parse(&stats::ask_on(stream, "", self.timeout)?)?;
             let threads = stats_threads_on(stream, self.timeout)?;
             let stages = match threads {

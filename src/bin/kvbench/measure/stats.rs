@@ -4,36 +4,39 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use kvserve::engine::work::WorkModel;
 
+use crate::net::stream::Stream;
+use crate::net::Endpoint;
+
 /// Sends `stats ARGS` (`args` empty for the general statistics) on a new
 /// connection and returns the reply up to and including `END` (bounded by
 /// `timeout`).
-pub fn ask(addr: SocketAddr, args: &str, timeout: Duration) -> Result<String> {
-    ask_on(&mut connect(addr, timeout)?, args, timeout)
+pub fn ask(server: &Endpoint, args: &str, timeout: Duration) -> Result<String> {
+    ask_on(&mut connect(server, timeout)?, args, timeout)
 }
 
-/// A connection for [`ask_on`], with `timeout` on connecting, reads and writes.
-pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
+/// A connection for [`ask_on`] (over TLS and authenticated when the
+/// server wants it), with `timeout` on connecting, reads and writes.
+pub fn connect(server: &Endpoint, timeout: Duration) -> Result<Stream> {
+    server
+        .connect(timeout)
+        .with_context(|| format!("connecting to {server} for `stats`"))
 }
 
 /// [`ask`] on an open connection, which can ask again after it: the
 /// reply is read to its last byte (`END` or an `ERROR` line).
-pub fn ask_on(stream: &mut TcpStream, args: &str, timeout: Duration) -> Result<String> {
+pub fn ask_on(stream: &mut Stream, args: &str, timeout: Duration) -> Result<String> {
     let command = if args.is_empty() {
         "stats\r\n".to_string()
     } else {
         format!("stats {args}\r\n")
     };
     stream.write_all(command.as_bytes())?;
+    stream.flush()?;
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
@@ -133,9 +136,10 @@ impl WorkDone {
 }
 
 /// Reads `stats` and `stats settings`.
-pub fn server_info(addr: SocketAddr, timeout: Duration) -> Result<ServerInfo> {
-    let general = parse(&ask(addr, "", timeout)?)?;
-    let settings = parse(&ask(addr, "settings", timeout)?)?;
+pub fn server_info(server: &Endpoint, timeout: Duration) -> Result<ServerInfo> {
+    let mut stream = connect(server, timeout)?;
+    let general = parse(&ask_on(&mut stream, "", timeout)?)?;
+    let settings = parse(&ask_on(&mut stream, "settings", timeout)?)?;
     let work = match general.get("work_model").map(String::as_str) {
         None | Some("none") => None,
         Some(text) => Some(
@@ -153,8 +157,8 @@ pub fn server_info(addr: SocketAddr, timeout: Duration) -> Result<ServerInfo> {
 }
 
 /// Reads the work counters from `stats`.
-pub fn work_done(addr: SocketAddr, timeout: Duration) -> Result<WorkDone> {
-    Ok(WorkDone::of(&parse(&ask(addr, "", timeout)?)?))
+pub fn work_done(server: &Endpoint, timeout: Duration) -> Result<WorkDone> {
+    Ok(WorkDone::of(&parse(&ask(server, "", timeout)?)?))
 }
 
 #[cfg(test)]

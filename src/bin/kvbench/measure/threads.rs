@@ -1,14 +1,15 @@
 //! `stats threads`: reading a kvserve's per-thread counters, the difference
-//! a measured run made to them, and how evenly the executing threads shared
-//! the work.
+//! a measured run made to them, how evenly the executing threads shared
+//! the work, and what each role's threads did (who pays for TLS).
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
 use super::stats;
+use crate::net::stream::Stream;
+use crate::net::Endpoint;
 
 /// One thread's counters from `stats threads`: totals as the server
 /// reports them, or (from [`thread_deltas`]) what the thread did during one
@@ -22,6 +23,10 @@ pub struct ThreadStat {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub busy_us: u64,
+    /// TLS handshakes the thread made, and its time in TLS work (µs);
+    /// `None` from a server that does not report them.
+    pub tls_handshakes: Option<u64>,
+    pub tls_us: Option<u64>,
 }
 
 /// Parses `STAT <n>:<field> <value>` lines up to `END`.
@@ -60,6 +65,8 @@ pub fn parse_thread_stats(text: &str) -> Result<Vec<ThreadStat>> {
             "bytes_read" => t.bytes_read = number()?,
             "bytes_written" => t.bytes_written = number()?,
             "busy_us" => t.busy_us = number()?,
+            "tls_handshakes" => t.tls_handshakes = Some(number()?),
+            "tls_us" => t.tls_us = Some(number()?),
             _ => {}
         }
     }
@@ -74,6 +81,8 @@ pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadS
         .enumerate()
         .map(|(i, a)| {
             let b = before.get(i).unwrap_or(&zero);
+            let since =
+                |a: Option<u64>, b: Option<u64>| a.map(|a| a.saturating_sub(b.unwrap_or(0)));
             ThreadStat {
                 thread: i,
                 role: a.role.clone(),
@@ -82,6 +91,8 @@ pub fn thread_deltas(before: &[ThreadStat], after: &[ThreadStat]) -> Vec<ThreadS
                 bytes_read: a.bytes_read.saturating_sub(b.bytes_read),
                 bytes_written: a.bytes_written.saturating_sub(b.bytes_written),
                 busy_us: a.busy_us.saturating_sub(b.busy_us),
+                tls_handshakes: since(a.tls_handshakes, b.tls_handshakes),
+                tls_us: since(a.tls_us, b.tls_us),
             }
         })
         .collect()
@@ -104,17 +115,66 @@ pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
     Some(*executing.iter().max()? as f64 / mean)
 }
 
+/// What the threads of one role did over a measured run.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct RoleLoad {
+    pub role: String,
+    pub threads: usize,
+    /// Their busy time over the run's wall time: cores kept busy.
+    pub busy_cores: f64,
+    /// Their time in TLS work per request of the run (µs); `None` when
+    /// the server does not report it.
+    pub tls_us_per_request: Option<f64>,
+    /// Their TLS handshakes; `None` when the server does not report them.
+    pub tls_handshakes: Option<u64>,
+}
+
+/// Per role, in the order roles first appear: what `deltas` (a run's)
+/// add up to over `seconds` of wall time and `requests`.
+pub fn by_role(deltas: &[ThreadStat], seconds: f64, requests: u64) -> Vec<RoleLoad> {
+    let mut out: Vec<RoleLoad> = Vec::new();
+    let mut tls_us: Vec<Option<u64>> = Vec::new();
+    for t in deltas {
+        let i = match out.iter().position(|r| r.role == t.role) {
+            Some(i) => i,
+            None => {
+                out.push(RoleLoad {
+                    role: t.role.clone(),
+                    threads: 0,
+                    busy_cores: 0.0,
+                    tls_us_per_request: None,
+                    tls_handshakes: None,
+                });
+                tls_us.push(None);
+                out.len() - 1
+            }
+        };
+        let r = &mut out[i];
+        r.threads += 1;
+        r.busy_cores += t.busy_us as f64 / 1e6 / seconds.max(1e-9);
+        if let Some(n) = t.tls_handshakes {
+            *r.tls_handshakes.get_or_insert(0) += n;
+        }
+        if let Some(us) = t.tls_us {
+            *tls_us[i].get_or_insert(0) += us;
+        }
+    }
+    for (r, us) in out.iter_mut().zip(tls_us) {
+        r.tls_us_per_request = us
+            .filter(|_| requests > 0)
+            .map(|us| us as f64 / requests as f64);
+    }
+    out
+}
+
 /// Sends `stats threads` and parses the reply (bounded by `timeout`).
-pub fn stats_threads(addr: SocketAddr, timeout: Duration) -> Result<Vec<ThreadStat>> {
-    parse_thread_stats(&stats::ask(addr, "threads", timeout)?)
+pub fn stats_threads(server: &Endpoint, timeout: Duration) -> Result<Vec<ThreadStat>> {
+    parse_thread_stats(&stats::ask(server, "threads", timeout)?)
 }
 
 /// `stats threads` on an open connection, from a server that may not
 /// know it: `None` when it answers `ERROR`, as memcached does.
-pub fn stats_threads_on(
-    stream: &mut TcpStream,
-    timeout: Duration,
-) -> Result<Option<Vec<ThreadStat>>> {
+pub fn stats_threads_on(stream: &mut Stream, timeout: Duration) -> Result<Option<Vec<ThreadStat>>> {
     let reply = stats::ask_on(stream, "threads", timeout)?;
     if reply.starts_with("ERROR") {
         return Ok(None);
@@ -166,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn roles_add_up_their_threads_and_tls_work_when_reported() {
+        let before = parse_thread_stats(
+            "STAT 0:role acceptor\r\nSTAT 0:busy_us 0\r\nSTAT 0:tls_handshakes 0\r\nSTAT 0:tls_us 0\r\n\
+             STAT 1:role reader\r\nSTAT 1:busy_us 100\r\nSTAT 1:tls_handshakes 5\r\nSTAT 1:tls_us 50\r\n\
+             STAT 2:role reader\r\nSTAT 2:busy_us 0\r\nEND\r\n",
+        )
+        .unwrap();
+        let after = parse_thread_stats(
+            "STAT 0:role acceptor\r\nSTAT 0:busy_us 250000\r\nSTAT 0:tls_handshakes 0\r\nSTAT 0:tls_us 0\r\n\
+             STAT 1:role reader\r\nSTAT 1:busy_us 500100\r\nSTAT 1:tls_handshakes 105\r\nSTAT 1:tls_us 100050\r\n\
+             STAT 2:role reader\r\nSTAT 2:busy_us 250000\r\nSTAT 2:tls_us 100000\r\nEND\r\n",
+        )
+        .unwrap();
+        let roles = by_role(&thread_deltas(&before, &after), 0.5, 1000);
+        assert_eq!(roles.len(), 2);
+        assert_eq!((roles[0].role.as_str(), roles[0].threads), ("acceptor", 1));
+        assert_eq!(roles[0].busy_cores, 0.5);
+        assert_eq!(roles[0].tls_us_per_request, Some(0.0));
+        assert_eq!((roles[1].threads, roles[1].busy_cores), (2, 1.5));
+        // Thread 2 reports no handshakes; thread 2's tls_us is new since `before`.
+        assert_eq!(roles[1].tls_handshakes, Some(100));
+        assert_eq!(roles[1].tls_us_per_request, Some(200.0));
+        let plain = by_role(&thread_deltas(&[], &[delta("loop", 3)]), 1.0, 3);
+        assert_eq!(plain[0].tls_us_per_request, None);
+    }
+
+    #[test]
     fn thread_stats_parse_and_delta() {
         let before = "STAT 0:role dispatch\r\nSTAT 0:connections 1\r\nSTAT 0:requests 0\r\n\
             STAT 0:bytes_read 47\r\nSTAT 0:bytes_written 0\r\nSTAT 0:busy_us 127\r\n\
@@ -188,6 +275,7 @@ mod tests {
         );
         assert_eq!((d[1].requests, d[2].requests), (7, 4));
         assert_eq!(imbalance(&d), Some(7.0 / 5.5));
+        assert_eq!((d[0].tls_us, d[0].tls_handshakes), (None, None));
         assert!(parse_thread_stats("STAT 0:role loop\r\n").is_err());
         assert!(parse_thread_stats("ERROR\r\n").is_err());
         assert!(parse_thread_stats("STAT 0:requests many\r\nEND\r\n").is_err());

@@ -35,9 +35,12 @@ pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
         // One unit per axis: `0.5 ms` beside `1 ms`, never `500 µs` beside `1 ms`.
         let p99_max = of_workload.iter().map(|r| r.p99_us).fold(0.0, f64::max);
         let unit = TimeUnit::for_max_us(p99_max * 1.2);
+        // A churn request is a connection: its rate is connections/s, its
+        // latency from the connect to the reply.
+        let churn = w.starts_with("churn");
         panel(
             &top[i],
-            &format!("{w}: ops/s"),
+            &format!("{w}: {}", if churn { "conns/s" } else { "ops/s" }),
             &servers,
             &of_workload,
             |r| r.ops_per_sec,
@@ -46,7 +49,10 @@ pub fn write_svg(path: &Path, title: &str, rows: &[CompareRow]) -> Result<()> {
         )?;
         panel(
             &bottom[i],
-            &format!("{w}: p99 latency"),
+            &format!(
+                "{w}: p99 {}",
+                if churn { "connect to reply" } else { "latency" }
+            ),
             &servers,
             &of_workload,
             |r| r.p99_us,
@@ -201,6 +207,7 @@ mod tests {
         CompareRow {
             server: server.into(),
             workload: workload.into(),
+            security: crate::load::workload::Security::Plain,
             ops_per_sec: ops,
             cpu_us_per_request: None,
             rounds: 1,
@@ -215,6 +222,9 @@ mod tests {
             first_error: None,
             imbalance: None,
             threads: None,
+            roles: None,
+            tls_handshakes: 0,
+            tls_resumed: 0,
             round: None,
             vs_baseline: None,
             noise: None,
@@ -235,6 +245,7 @@ mod tests {
             row("worker-pool", "uniform", 40_000.0, 120.0, 0),
             row("basic", "skewed/light", 2_000.0, 900.0, 3),
             row("worker-pool", "skewed/light", 2_000.0, 150.0, 0),
+            row("basic", "churn+tls", 9_000.0, 700.0, 0),
         ];
         write_svg(&path, "test chart", &rows).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
@@ -250,6 +261,8 @@ mod tests {
             "900 µs !",
             "1000 µs",
             "had errors",
+            "churn+tls: conns/s",
+            "churn+tls: p99 connect to reply",
         ] {
             assert!(svg.contains(text), "no {text:?} in the SVG");
         }

@@ -95,6 +95,10 @@ pub struct GroupReport {
     pub errors: u64,
     pub error_kinds: BTreeMap<&'static str, u64>,
     pub connect_failures: u64,
+    /// TLS handshakes made (load connections; churn: every connection),
+    /// and how many resumed an earlier session.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Open loop: requests due before the end but never sent (every slot
     /// of the pipeline was still waiting for a reply, or the connection
     /// was lost).
@@ -127,6 +131,12 @@ pub struct RunReport {
     pub elapsed_s: f64,
     pub client_threads: usize,
     pub connections: usize,
+    /// Whether every connection spoke TLS.
+    pub tls: bool,
+    /// TCP connections opened to the server in all: the check's, the
+    /// warmup's and the load's (churn: one per request), as the server's
+    /// `total_connections` counts them.
+    pub tcp_connections: u64,
     pub warmup: WarmupReport,
     pub groups: Vec<GroupReport>,
     pub total: GroupReport,
@@ -164,6 +174,8 @@ pub fn run_report(
         elapsed_s: elapsed,
         client_threads: result.client_threads,
         connections: plan.connections(),
+        tls: opts.server.is_tls(),
+        tcp_connections: opts.server.opened(),
         warmup: WarmupReport {
             enabled: plan.warmup,
             sets: warm.sets,
@@ -206,6 +218,8 @@ fn group_report(spec: Option<&GroupSpec>, s: &GroupStats, elapsed_s: f64) -> Gro
         errors: s.errors(),
         error_kinds,
         connect_failures: s.connect_failures,
+        tls_handshakes: s.tls_handshakes,
+        tls_resumed: s.tls_resumed,
         unsent: s.unsent,
         first_error: s.first_error.clone(),
         ops_per_sec: if elapsed_s > 0.0 {
@@ -310,8 +324,16 @@ pub fn render_run(r: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "kvbench: workload {} against {}: {:.1} s (elapsed {:.2} s), {} connections on {} client threads",
-        r.workload, r.server, r.duration_s, r.elapsed_s, r.connections, r.client_threads
+        "kvbench: workload {} against {}{}: {:.1} s (elapsed {:.2} s), {} {} on {} client threads; {} TCP connections in all",
+        r.workload,
+        r.server,
+        if r.tls { " over TLS" } else { "" },
+        r.duration_s,
+        r.elapsed_s,
+        r.connections,
+        if r.workload == "churn" { "clients, each a new connection per request," } else { "connections" },
+        r.client_threads,
+        r.tcp_connections
     );
     if r.warmup.enabled {
         let _ = writeln!(
@@ -399,6 +421,13 @@ pub fn render_run(r: &RunReport) -> String {
                 g.name,
                 us(lag.p50),
                 us(lag.p99)
+            );
+        }
+        if g.tls_handshakes > 0 {
+            let _ = writeln!(
+                out,
+                "{}: {} TLS handshakes, {} of them resuming a session",
+                g.name, g.tls_handshakes, g.tls_resumed
             );
         }
         if g.multiget > 1 {

@@ -23,7 +23,6 @@ mod models;
 mod schedule;
 mod subject;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +37,7 @@ use crate::load::workload::{Arrivals, GroupSpec, Plan, Ratio, ValueSize, Workloa
 use crate::measure::cpus::{Affinity, CpuList};
 use crate::measure::noise::{Limits, NoiseMeter, HICCUP_INTERVAL, OTHER_CPU_LIMIT};
 use crate::measure::stats::WorkDone;
+use crate::net::Endpoint;
 use crate::report::sweep::{self as sweep_report, fit, SweepPoint, SweepSummary};
 use crate::report::{self, latency, progress_bar};
 use models::Models;
@@ -333,7 +333,7 @@ fn measure_all(
     for s in subjects.iter_mut() {
         bar.set_message(format!("{}: prefilling {KEYS} keys", s.label));
         let plan = plan(args, 1.0, true);
-        let warm = warmup::warmup(&plan, &options(args, s.addr, &plan), &quiet);
+        let warm = warmup::warmup(&plan, &options(args, &s.server, &plan), &quiet);
         if warm.errors > 0 {
             notes.push(format!(
                 "{}: prefill: {} errors; first: {}",
@@ -467,9 +467,9 @@ fn anatomy_rows(points: &[SweepPoint]) -> Vec<report::anatomy::Row<'_>> {
         .collect()
 }
 
-fn options(args: &SweepArgs, addr: SocketAddr, plan: &Plan) -> Options {
+fn options(args: &SweepArgs, server: &Endpoint, plan: &Plan) -> Options {
     Options {
-        server: addr,
+        server: server.clone(),
         duration: Duration::from_secs_f64(args.duration),
         client_threads: plan.client_threads(args.servers.client_threads),
         timeout: RUN_TIMEOUT,

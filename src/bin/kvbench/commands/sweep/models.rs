@@ -155,7 +155,7 @@ mod tests {
         };
         let basic = Subject {
             label: "basic".into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
+            server: crate::net::Endpoint::plain("127.0.0.1:1".parse().unwrap()),
             process: None,
             info: ServerInfo {
                 pattern: Some("basic".into()),

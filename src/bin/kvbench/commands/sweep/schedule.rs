@@ -289,15 +289,15 @@ impl Sweeper<'_> {
     ) -> Result<(Sample, WorkDone)> {
         let args = self.args;
         let plan = plan(args, rate, false);
-        let mut opts = options(args, s.addr, &plan);
+        let mut opts = options(args, &s.server, &plan);
         // Each round draws its own arrivals: rounds are independent samples.
         opts.seed = args.seed.wrapping_add(round as u64 - 1);
         // kvserve's stage times cover this measurement only.
         let kvserve = s.info.pattern.is_some();
         if kvserve {
-            anatomy::reset(s.addr, RUN_TIMEOUT)?;
+            anatomy::reset(&s.server, RUN_TIMEOUT)?;
         }
-        let work_before = stats::work_done(s.addr, RUN_TIMEOUT).unwrap_or_default();
+        let work_before = stats::work_done(&s.server, RUN_TIMEOUT).unwrap_or_default();
         let cpu_before = s.pid().and_then(|pid| process_cpu_time(pid).ok());
         let at_s = self.started.elapsed().as_secs_f64();
         let window = self.meter.begin(self.servers.clone());
@@ -310,11 +310,11 @@ impl Sweeper<'_> {
             (!all.send_lag.is_empty()).then(|| all.send_lag.value_at_quantile(0.99) as f64 / 1e3);
         let noise = self.meter.end(window, late);
         let cpu_after = s.pid().and_then(|pid| process_cpu_time(pid).ok());
-        let work = stats::work_done(s.addr, RUN_TIMEOUT)
+        let work = stats::work_done(&s.server, RUN_TIMEOUT)
             .unwrap_or_default()
             .since(work_before);
         let anatomy = if kvserve {
-            anatomy::read(s.addr, RUN_TIMEOUT)?
+            anatomy::read(&s.server, RUN_TIMEOUT)?
         } else {
             None
         };

@@ -1,6 +1,5 @@
 //! A server under the sweep, and the queueing model of its pattern.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use kvserve::engine::work::ServiceDist;
@@ -9,14 +8,16 @@ use kvserve::server::batch::SLICE;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::super::compare::{launcher, RUN_TIMEOUT};
-use super::super::run::resolve;
-use crate::cli::SweepArgs;
+use super::super::run::endpoint;
+use crate::cli::{trust, SweepArgs};
+use crate::load::workload::Security;
 use crate::measure::anatomy::Anatomy;
 use crate::measure::cpus::Affinity;
 use crate::measure::stats;
 use crate::measure::stats::{ServerInfo, WorkDone};
 use crate::model::empirical::Empirical;
 use crate::model::{Discipline, Overheads, Scenario};
+use crate::net::Endpoint;
 use crate::servers;
 use crate::servers::ServerProc;
 
@@ -24,18 +25,25 @@ use crate::servers::ServerProc;
 pub fn start_all(args: &SweepArgs) -> Result<Vec<Subject>> {
     let mut out = Vec::new();
     if let Some(server) = &args.server {
-        let addr = resolve(server, args.allow_remote)?;
+        let endpoint = endpoint(
+            server,
+            args.allow_remote,
+            trust(args.servers.tls, args.tls_ca.as_ref(), args.tls_insecure),
+            args.servers.auth.clone(),
+            false,
+        )?;
+        endpoint.check(RUN_TIMEOUT)?;
         if let Some(list) = &args.servers.client_cpus {
             Affinity::of(list)
                 .apply()
                 .with_context(|| format!("--client-cpus {list}"))?;
         }
-        let info = stats::server_info(addr, RUN_TIMEOUT)
+        let info = stats::server_info(&endpoint, RUN_TIMEOUT)
             .with_context(|| format!("reading `stats` of {server}"))?;
         let label = info.pattern.clone().unwrap_or_else(|| server.clone());
         out.push(Subject {
             label,
-            addr,
+            server: endpoint,
             process: None,
             info,
             loads: Vec::new(),
@@ -51,10 +59,17 @@ pub fn start_all(args: &SweepArgs) -> Result<Vec<Subject>> {
     // the anatomy and model+.
     servers.server_args.push("--stamp-arrivals".into());
     servers.server_args.push("--stage-sample=1".into());
-    let launcher = launcher(&servers)?;
+    let launcher = launcher(&servers, servers.tls)?;
+    let security = if servers.tls {
+        Security::Tls
+    } else {
+        Security::Plain
+    };
     for target in servers::targets(&servers.patterns, Some(false))? {
-        let process = launcher.start(&target)?;
-        let info = stats::server_info(process.addr, RUN_TIMEOUT)?;
+        let process = launcher.start(&target, servers.tls)?;
+        let endpoint = launcher.endpoint(&process, security)?;
+        endpoint.check(RUN_TIMEOUT)?;
+        let info = stats::server_info(&endpoint, RUN_TIMEOUT)?;
         ensure!(
             info.work == Some(work),
             "{} reports work model {:?}, not {work}",
@@ -63,7 +78,7 @@ pub fn start_all(args: &SweepArgs) -> Result<Vec<Subject>> {
         );
         out.push(Subject {
             label: target.label().to_string(),
-            addr: process.addr,
+            server: endpoint,
             process: Some(process),
             info,
             loads: Vec::new(),
@@ -83,7 +98,8 @@ pub type Load = (f64, Option<f64>);
 /// A server under the sweep.
 pub struct Subject {
     pub label: String,
-    pub addr: SocketAddr,
+    /// How to reach it, over TLS and authenticated as asked.
+    pub server: Endpoint,
     /// The process, when the sweep started it (stopped at the end).
     pub process: Option<ServerProc>,
     pub info: ServerInfo,
@@ -236,7 +252,7 @@ mod tests {
     fn subject(pattern: &str) -> Subject {
         Subject {
             label: pattern.into(),
-            addr: "127.0.0.1:1".parse().unwrap(),
+            server: Endpoint::plain("127.0.0.1:1".parse().unwrap()),
             process: None,
             info: ServerInfo {
                 pattern: Some(pattern.into()),

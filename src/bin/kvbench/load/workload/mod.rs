@@ -1,5 +1,10 @@
 //! Workloads: the named presets, the flags that override them, value sizes,
-//! get:set mixes and the random numbers behind key choice.
+//! get:set mixes and the random numbers behind key choice; [`runs`]:
+//! compare's workloads, each a set of runs in plaintext or over TLS.
+
+mod runs;
+
+pub use runs::{compare_runs, CompareWorkload, Security};
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,17 +21,10 @@ pub enum WorkloadName {
     Large,
     ManyConns,
     Skewed,
+    Churn,
 }
 
 impl WorkloadName {
-    pub const ALL: [WorkloadName; 5] = [
-        WorkloadName::Uniform,
-        WorkloadName::Pipelined,
-        WorkloadName::Large,
-        WorkloadName::ManyConns,
-        WorkloadName::Skewed,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             WorkloadName::Uniform => "uniform",
@@ -34,6 +32,7 @@ impl WorkloadName {
             WorkloadName::Large => "large",
             WorkloadName::ManyConns => "many-conns",
             WorkloadName::Skewed => "skewed",
+            WorkloadName::Churn => "churn",
         }
     }
 }
@@ -45,10 +44,13 @@ pub struct WorkloadArgs {
     /// depth 1), pipelined (depth 16), large (16 KiB values, 1000 keys),
     /// many-conns (1000 connections), skewed (4 heavy connections pipelining
     /// 16-key multi-gets of 64 KiB values 16 deep beside 50 light ones sending
-    /// single gets at a fixed total rate; reported as two rows).
+    /// single gets at a fixed total rate; reported as two rows), churn
+    /// (16 clients, each opening a connection per request: connect, TLS
+    /// handshake with --tls, one get or set, its reply, close).
     #[arg(long, value_enum, default_value = "uniform")]
     pub workload: WorkloadName,
-    /// Connections (skewed: the light ones).
+    /// Connections (skewed: the light ones; churn: clients, each with one
+    /// connection at a time, on a thread of its own).
     #[arg(short, long)]
     pub connections: Option<usize>,
     /// Key space: keys PREFIX0 .. PREFIX<K-1>, chosen uniformly.
@@ -309,6 +311,10 @@ pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
             main.keys = 1000;
         }
         WorkloadName::ManyConns => main.connections = 1000,
+        // Enough clients that a connection is always being set up while
+        // others wait for their replies; each is a blocking thread, as a
+        // short-lived client is a process of its own.
+        WorkloadName::Churn => main.connections = 16,
         WorkloadName::Skewed => {
             main.name = "light".into();
             main.get_ratio = Ratio { gets: 1, sets: 0 };
@@ -386,6 +392,17 @@ pub fn plan(args: &WorkloadArgs) -> Result<Plan> {
     }
     for g in &groups {
         validate(g)?;
+    }
+    if name == WorkloadName::Churn {
+        let g = &groups[0];
+        ensure!(
+            g.rate.is_none(),
+            "churn is closed loop: each client opens its next connection when the last reply is in (no --rate)"
+        );
+        ensure!(
+            g.pipeline == 1,
+            "churn sends one request per connection (no --pipeline)"
+        );
     }
     Ok(Plan {
         workload: name,

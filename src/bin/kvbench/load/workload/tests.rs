@@ -75,3 +75,23 @@ fn presets_and_overrides() {
         1000
     );
 }
+
+#[test]
+fn churn_is_closed_loop_one_request_per_connection() {
+    let p = plan(&args(WorkloadName::Churn)).unwrap();
+    assert_eq!(p.connections(), 16);
+    assert_eq!(p.groups[0].pipeline, 1);
+    assert!(p.warmup);
+    for (rate, pipeline, why) in [
+        (Some(100.0), None, "no --rate"),
+        (None, Some(2), "no --pipeline"),
+    ] {
+        let err = plan(&WorkloadArgs {
+            rate,
+            pipeline,
+            ..args(WorkloadName::Churn)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}

@@ -1,7 +1,9 @@
 //! What `kvbench compare` reports: a row per server and workload (the
 //! medians over rounds, runs the machine's noise disturbed left out), each
 //! server's throughput against the baseline's in the same round, and a
-//! called verdict for every pair of servers.
+//! called verdict for every pair of servers; [`tls`]: what TLS costs.
+
+pub mod tls;
 
 use std::fmt::Write as _;
 
@@ -9,17 +11,21 @@ use serde::Serialize;
 
 use super::verdict::{Call, Ratio};
 use super::{us, Table};
+use crate::load::workload::Security;
 use crate::measure::anatomy::Anatomy;
 use crate::measure::confidence::Spread;
 use crate::measure::noise::Noise;
-use crate::measure::threads::ThreadStat;
+use crate::measure::threads::{RoleLoad, ThreadStat};
 
 /// One line of `kvbench compare`: a server, a workload (and group).
 #[derive(Serialize, Clone, Debug)]
 pub struct CompareRow {
     pub server: String,
-    /// The workload, with `/group` for multi-group workloads (skewed/light).
+    /// The workload, with `/group` for multi-group workloads (skewed/light),
+    /// then the security's suffix (`uniform+tls`, `churn+tls+resume`).
     pub workload: String,
+    /// How the run's connections were secured.
+    pub security: Security,
     pub ops_per_sec: f64,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -33,6 +39,12 @@ pub struct CompareRow {
     pub imbalance: Option<f64>,
     /// `stats threads` deltas over the measured run.
     pub threads: Option<Vec<ThreadStat>>,
+    /// What each role's threads did over the run (from those deltas); in
+    /// a folded row, that of the round with the median ops/s.
+    pub roles: Option<Vec<RoleLoad>>,
+    /// TLS handshakes the client made, and how many resumed a session.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// The server process's CPU time over the measured run divided by the
     /// run's requests (all groups); `None` where /proc cannot tell.
     pub cpu_us_per_request: Option<f64>,
@@ -128,6 +140,16 @@ pub fn summarize(runs: &[CompareRow], baseline: &str) -> Vec<CompareRow> {
         .collect()
 }
 
+impl CompareRow {
+    /// The workload without the security's suffix: what a TLS row's
+    /// plaintext counterpart is called.
+    pub fn base_workload(&self) -> &str {
+        self.workload
+            .strip_suffix(self.security.suffix())
+            .unwrap_or(&self.workload)
+    }
+}
+
 /// The (workload, server) pairs of `runs` in first-seen order.
 fn keys(runs: &[CompareRow]) -> Vec<(&str, &str)> {
     let mut keys: Vec<(&str, &str)> = Vec::new();
@@ -161,6 +183,7 @@ fn fold(workload: &str, server: &str, of: &[&CompareRow]) -> CompareRow {
     CompareRow {
         server: server.to_string(),
         workload: workload.to_string(),
+        security: of[0].security,
         ops_per_sec: med(|r| r.ops_per_sec),
         p50_us: med(|r| r.p50_us),
         p99_us: med(|r| r.p99_us),
@@ -171,6 +194,9 @@ fn fold(workload: &str, server: &str, of: &[&CompareRow]) -> CompareRow {
         first_error: of.iter().find_map(|r| r.first_error.clone()),
         imbalance: med_some(|r| r.imbalance),
         threads: None,
+        roles: median_run(of).and_then(|r| r.roles.clone()),
+        tls_handshakes: of.iter().map(|r| r.tls_handshakes).sum(),
+        tls_resumed: of.iter().map(|r| r.tls_resumed).sum(),
         cpu_us_per_request: med_some(|r| r.cpu_us_per_request),
         rounds: of.iter().map(|r| r.rounds).sum(),
         ops_min: of.iter().map(|r| r.ops_min).fold(f64::INFINITY, f64::min),
@@ -363,4 +389,4 @@ pub fn render_verdicts(verdicts: &[PairVerdict]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

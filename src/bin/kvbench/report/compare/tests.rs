@@ -2,10 +2,11 @@
 
 use super::*;
 
-fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>, round: usize) -> CompareRow {
+pub(crate) fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>, round: usize) -> CompareRow {
     CompareRow {
         server: server.into(),
         workload: "uniform".into(),
+        security: Security::Plain,
         ops_per_sec: ops,
         p50_us: p99 / 2.0,
         p99_us: p99,
@@ -16,6 +17,9 @@ fn run(server: &str, ops: f64, p99: f64, cpu: Option<f64>, round: usize) -> Comp
         first_error: None,
         imbalance: Some(1.0),
         threads: Some(Vec::new()),
+        roles: None,
+        tls_handshakes: 0,
+        tls_resumed: 0,
         cpu_us_per_request: cpu,
         rounds: 1,
         ops_min: ops,

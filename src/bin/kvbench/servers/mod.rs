@@ -1,11 +1,15 @@
 //! The servers under test: starting kvserve once per pattern (and the real
-//! memcached) on free loopback ports, and stopping what was started.
+//! memcached) on free loopback ports, over TLS and with authentication
+//! when asked ([`secrets`]), and stopping what was started.
+
+pub mod secrets;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,7 +17,12 @@ use anyhow::{bail, ensure, Context, Result};
 use kvserve::server::config::Pattern;
 use kvserve::server::process::StderrTail;
 
+use crate::load::workload::Security;
 use crate::measure::cpus::Affinity;
+use crate::net::auth::Credentials;
+use crate::net::tls::{TlsClient, Trust};
+use crate::net::Endpoint;
+use secrets::Secrets;
 
 /// How long a server gets to come up, and to stop after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,15 +73,16 @@ impl ServerProc {
         }
     }
 
-    /// `memcached -p PORT -l 127.0.0.1 -U 0 -t N -c 4096 [-u root]`, on a
-    /// port that was free a moment ago; waits until it accepts.
-    pub fn start_memcached(threads: usize, cpus: Affinity) -> Result<Self> {
+    /// `memcached -p PORT -l 127.0.0.1 -U 0 -t N -c 4096 [-u root] EXTRA...`,
+    /// on a port that was free a moment ago; waits until it accepts.
+    pub fn start_memcached(threads: usize, extra: &[String], cpus: Affinity) -> Result<Self> {
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let mut cmd = Command::new("memcached");
             cmd.args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
-                .args(["-t", &threads.to_string(), "-c", "4096"]);
+                .args(["-t", &threads.to_string(), "-c", "4096"])
+                .args(extra);
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
@@ -223,21 +233,50 @@ pub struct Launcher {
     pub server_args: Vec<String>,
     /// The CPUs every server runs on.
     pub cpus: Affinity,
+    /// The certificate and auth file, when a server is to speak TLS or
+    /// to authenticate.
+    pub secrets: Option<Secrets>,
+    /// The credentials every connection authenticates with.
+    pub auth: Option<Credentials>,
 }
 
 impl Launcher {
-    /// Starts `target` on a free loopback port.
-    pub fn start(&self, target: &Target) -> Result<ServerProc> {
+    /// Starts `target` on a free loopback port, with TLS when `tls` (the
+    /// launcher must have made a certificate), with its auth file when
+    /// there are credentials.
+    pub fn start(&self, target: &Target, tls: bool) -> Result<ServerProc> {
+        let secure = self
+            .secrets
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.server_args(tls));
         match target {
-            Target::Kvserve(pattern) => ServerProc::start_kvserve(
-                &self.kvserve,
-                pattern,
-                self.threads,
-                &self.server_args,
-                self.cpus,
-            ),
-            Target::Memcached => ServerProc::start_memcached(self.threads, self.cpus),
+            Target::Kvserve(pattern) => {
+                let extra = [self.server_args.clone(), secure].concat();
+                ServerProc::start_kvserve(&self.kvserve, pattern, self.threads, &extra, self.cpus)
+            }
+            Target::Memcached => ServerProc::start_memcached(self.threads, &secure, self.cpus),
         }
+    }
+
+    /// How clients reach `server`, started with TLS if `security` says so:
+    /// trusting the certificate made for it, authenticating when there are
+    /// credentials; with [`Security::TlsResume`], resuming sessions.
+    pub fn endpoint(&self, server: &ServerProc, security: Security) -> Result<Endpoint> {
+        let tls = match (
+            security,
+            self.secrets.as_ref().and_then(Secrets::certificate),
+        ) {
+            (Security::Plain, _) => None,
+            (_, None) => bail!("no certificate was made for TLS"),
+            (_, Some(cert)) => Some(Arc::new(TlsClient::new(
+                &Trust::Certificate(cert.clone()),
+                &server.addr.ip().to_string(),
+                security == Security::TlsResume,
+            )?)),
+        };
+        Ok(Endpoint::plain(server.addr)
+            .with_tls(tls)
+            .with_auth(self.auth.clone()))
     }
 }
 

@@ -1,6 +1,9 @@
 //! `kvbench compare`: starts kvserve once per pattern (and memcached as the
-//! reference), runs the workloads against each in turn, reads `stats
-//! threads` around each run, stops the servers it started, and reports.
+//! reference), in plaintext and over TLS as the workloads need, runs the
+//! workloads against each in turn, reads `stats threads` around each run
+//! ([`measure`]), stops the servers it started, and reports.
+
+mod measure;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,18 +12,19 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{CompareArgs, ServerArgs};
-use crate::load::driver;
 use crate::load::options::Options;
 use crate::load::warmup;
-use crate::load::workload::{self, WorkloadArgs, WorkloadName};
-use crate::measure::anatomy::{self, Anatomy};
+use crate::load::workload::{
+    self, compare_runs, CompareWorkload, Security, WorkloadArgs, WorkloadName,
+};
 use crate::measure::cpus::Affinity;
-use crate::measure::noise::{Limits, Noise, NoiseMeter};
-use crate::measure::server_cpu::process_cpu_time;
-use crate::measure::threads::{imbalance, stats_threads, thread_deltas, ThreadStat};
+use crate::measure::noise::NoiseMeter;
+use crate::report::compare::tls::TlsCost;
 use crate::report::compare::PairVerdict;
 use crate::report::{self, progress_bar, CompareRow};
-use crate::servers::{self, Launcher, ServerProc, STOP_TIMEOUT};
+use crate::servers::secrets::Secrets;
+use crate::servers::{self, Launcher, STOP_TIMEOUT};
+use measure::{measure_once, RunOf};
 
 /// Connect, warmup and end-of-run grace timeout of each run.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,15 +49,18 @@ struct CompareReport<'a> {
     runs: Option<&'a [CompareRow]>,
     /// Every pair of servers, per workload.
     verdicts: &'a [PairVerdict],
+    /// Every TLS run beside its plaintext run.
+    tls_costs: &'a [TlsCost],
     notes: &'a [String],
 }
 
 pub fn compare(args: &CompareArgs) -> Result<()> {
     let workloads = if args.workloads.is_empty() {
-        WorkloadName::ALL.to_vec()
+        CompareWorkload::DEFAULT.to_vec()
     } else {
         args.workloads.clone()
     };
+    let plans = compare_runs(&workloads, args.servers.tls);
     let memcached = if args.memcached {
         Some(true)
     } else {
@@ -73,7 +80,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         None if labels.contains(&"multi-reader") => "multi-reader".to_string(),
         None => labels[0].to_string(),
     };
-    let launcher = launcher(&args.servers)?;
+    let launcher = launcher(&args.servers, plans.iter().any(|(_, s)| s.is_tls()))?;
     let threads = launcher.threads;
     let duration = Duration::from_secs_f64(args.duration);
     let rounds = args.rounds as usize;
@@ -87,8 +94,22 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             .list(),
     );
     let meter = NoiseMeter::start(&noise_cpus)?;
-    // Round by round, every server in turn: drift hits them all alike.
-    for (round, target) in (1..=rounds).flat_map(|n| targets.iter().map(move |t| (n, t))) {
+    // Round by round, every server in turn, in plaintext and then over
+    // TLS when a run needs it: drift hits them all alike.
+    let starts = (1..=rounds).flat_map(|n| {
+        targets
+            .iter()
+            .flat_map(move |t| [false, true].map(move |tls| (n, t, tls)))
+    });
+    for (round, target, tls) in starts {
+        let mine: Vec<(WorkloadName, Security)> = plans
+            .iter()
+            .copied()
+            .filter(|(_, s)| s.is_tls() == tls)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
         let label = target.label().to_string();
         let of_rounds = if rounds > 1 {
             format!(" (round {round}/{rounds})")
@@ -96,8 +117,14 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             String::new()
         };
         // Who a note is about: the server, and the round if there are several.
-        let who = format!("{label}{of_rounds}");
-        let mut server = match launcher.start(target) {
+        let who = format!("{label}{}{of_rounds}", if tls { " over TLS" } else { "" });
+        let started = launcher.start(target, tls).and_then(|server| {
+            let control =
+                launcher.endpoint(&server, if tls { Security::Tls } else { Security::Plain })?;
+            control.check(RUN_TIMEOUT)?;
+            Ok((server, control))
+        });
+        let (mut server, control) = match started {
             Ok(s) => s,
             Err(e) => {
                 let note = format!("{who}: not started: {e:#}");
@@ -107,35 +134,35 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             }
         };
         let is_kvserve = matches!(target, servers::Target::Kvserve(_));
-        for &w in &workloads {
+        for (w, security) in mine {
             let plan = workload::plan(&WorkloadArgs {
                 workload: w,
                 ..WorkloadArgs::default()
             })?;
             let opts = Options {
-                server: server.addr,
+                server: launcher.endpoint(&server, security)?,
                 duration,
                 client_threads: plan.client_threads(args.servers.client_threads),
                 timeout: RUN_TIMEOUT,
                 spin: Duration::from_micros(SPIN_US),
                 seed: 1,
             };
-            let bar = progress_bar(args.quiet, &format!("{label} {}{of_rounds}", w.name()));
+            let name = format!("{}{}", w.name(), security.suffix());
+            let bar = progress_bar(args.quiet, &format!("{label} {name}{of_rounds}"));
             let warm = warmup::warmup(&plan, &opts, &bar);
             if warm.errors > 0 {
                 notes.push(format!(
-                    "{who} / {}: warmup: {} errors; first: {}",
-                    w.name(),
+                    "{who} / {name}: warmup: {} errors; first: {}",
                     warm.errors,
                     warm.first_error.as_deref().unwrap_or("?")
                 ));
             }
             // Taken again while the machine's noise disturbs it.
-            let mut attempt = 0;
+            let mut attempts = 0;
             let measured = loop {
-                attempt += 1;
-                let m = measure_once(&plan, &opts, &server, is_kvserve, &meter, &bar)?;
-                if m.disturbed.is_none() || attempt > args.retries {
+                attempts += 1;
+                let m = measure_once(&plan, &opts, &server, &control, is_kvserve, &meter, &bar)?;
+                if m.disturbed.is_none() || attempts > args.retries {
                     break m;
                 }
                 bar.set_message(format!(
@@ -145,52 +172,26 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             };
             bar.finish_and_clear();
             if let Some(e) = &measured.stats_error {
-                notes.push(format!("{who} / {}: stats threads: {e}", w.name()));
+                notes.push(format!("{who} / {name}: stats threads: {e}"));
             }
             let report = report::run_report(&plan, &opts, &warm, &measured.result);
-            for g in &report.groups {
-                if g.unsent > 0 {
-                    notes.push(format!(
-                        "{who} / {}/{}: {} requests due but never sent (pipeline full or connection lost)",
-                        w.name(),
-                        g.name,
-                        g.unsent
-                    ));
-                }
-                runs.push(CompareRow {
-                    server: label.clone(),
-                    workload: if report.groups.len() > 1 {
-                        format!("{}/{}", w.name(), g.name)
-                    } else {
-                        w.name().to_string()
-                    },
-                    ops_per_sec: g.ops_per_sec,
-                    p50_us: g.latency_us.p50,
-                    p99_us: g.latency_us.p99,
-                    p999_us: g.latency_us.p999,
-                    requests: g.requests,
-                    misses: g.misses,
-                    errors: g.errors,
-                    first_error: g.first_error.clone(),
-                    imbalance: measured.deltas.as_deref().and_then(imbalance),
-                    threads: measured.deltas.clone(),
-                    cpu_us_per_request: measured.cpu_us_per_request,
-                    rounds: 1,
-                    ops_min: g.ops_per_sec,
-                    ops_max: g.ops_per_sec,
-                    round: Some(round),
-                    vs_baseline: None,
-                    noise: Some(measured.noise),
-                    disturbed: measured.disturbed.clone(),
-                    retries: attempt - 1,
-                    disturbed_rounds: usize::from(measured.disturbed.is_some()),
-                    anatomy: measured.anatomy.clone(),
-                });
+            for g in report.groups.iter().filter(|g| g.unsent > 0) {
+                notes.push(format!(
+                    "{who} / {name}/{}: {} requests due but never sent (pipeline full or connection lost)",
+                    g.name, g.unsent
+                ));
             }
+            let of = RunOf {
+                server: &label,
+                workload: w,
+                security,
+                round,
+                attempts,
+            };
+            runs.extend(measure::rows(&of, &measured, &report));
             if let Some(status) = server.try_exit() {
                 notes.push(format!(
-                    "{who}: exited during {} with {status}; its stderr:\n{}",
-                    w.name(),
+                    "{who}: exited during {name} with {status}; its stderr:\n{}",
                     server.stderr_tail()
                 ));
                 break;
@@ -212,6 +213,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     );
     let rows = report::compare::summarize(&runs, &baseline);
     let verdicts = report::compare::pairwise(&runs);
+    let tls_costs = report::compare::tls::tls_costs(&rows, &runs);
     let mut extra = if args.servers.server_args.is_empty() {
         String::new()
     } else {
@@ -222,6 +224,12 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
     if let Some(list) = &args.servers.server_cpus {
         extra += &format!(" --server-cpus {list}");
+    }
+    if args.servers.tls {
+        extra += " --tls";
+    }
+    if args.servers.auth.is_some() {
+        extra += " --auth";
     }
     let mut per_run = format!("{:.1} s per run", args.duration);
     if rounds > 1 {
@@ -241,12 +249,18 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             rows: &rows,
             runs: (rounds > 1).then_some(runs.as_slice()),
             verdicts: &verdicts,
+            tls_costs: &tls_costs,
             notes: &notes,
         };
         report::print_stdout(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
         let mut text = format!(
-            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round (median and range over rounds, so not always the ratio of the ops/s medians); imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups); disturbed = rounds whose run the machine's noise disturbed (+ runs taken again)\n\n"
+            "kvbench compare: --threads {threads}{extra}; vs {baseline} = ops/s / {baseline}'s in the same round (median and range over rounds, so not always the ratio of the ops/s medians); imbalance = busiest executing thread's requests / mean; cpu µs/req = server CPU time / requests (all of the run's groups); disturbed = rounds whose run the machine's noise disturbed (+ runs taken again){}\n\n",
+            if rows.iter().any(|r| r.base_workload() == "churn") {
+                "; churn: a connection per request, so ops/s are connections/s and latency runs from the connect to the reply"
+            } else {
+                ""
+            }
         );
         text += &report::compare::render_compare(&rows, &baseline);
         text += &format!(
@@ -254,6 +268,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             if rounds == 1 { "; one round calls nothing: give --rounds 3 or more" } else { "" }
         );
         text += &report::compare::render_verdicts(&verdicts);
+        let tls = report::compare::tls::render(&tls_costs, &rows);
+        if !tls.is_empty() {
+            text += "\n";
+            text += &tls;
+        }
         let anatomy = report::anatomy::render(&anatomy_rows(&rows));
         if !anatomy.is_empty() {
             text += "\n";
@@ -297,74 +316,12 @@ fn anatomy_rows(rows: &[CompareRow]) -> Vec<report::anatomy::Row<'_>> {
         .collect()
 }
 
-/// One measured run of a workload against a running server, with its
-/// threads' counters, its CPU time and the noise beside it.
-struct Measured {
-    result: driver::RunResult,
-    deltas: Option<Vec<ThreadStat>>,
-    stats_error: Option<String>,
-    cpu_us_per_request: Option<f64>,
-    noise: Noise,
-    disturbed: Option<String>,
-    /// The server's stage times over the run (kvserve).
-    anatomy: Option<Anatomy>,
-}
-
-fn measure_once(
-    plan: &workload::Plan,
-    opts: &Options,
-    server: &ServerProc,
-    is_kvserve: bool,
-    meter: &NoiseMeter,
-    bar: &indicatif::ProgressBar,
-) -> Result<Measured> {
-    let before = is_kvserve
-        .then(|| stats_threads(server.addr, RUN_TIMEOUT))
-        .transpose();
-    if is_kvserve {
-        anatomy::reset(server.addr, RUN_TIMEOUT)?;
-    }
-    let cpu_before = process_cpu_time(server.pid());
-    let window = meter.begin(Some(vec![server.pid()]));
-    let result = driver::measure(plan, opts, bar)?;
-    let noise = meter.end(window, None);
-    let cpu_after = process_cpu_time(server.pid());
-    let after = is_kvserve
-        .then(|| stats_threads(server.addr, RUN_TIMEOUT))
-        .transpose();
-    let anatomy = if is_kvserve {
-        anatomy::read(server.addr, RUN_TIMEOUT)?
-    } else {
-        None
-    };
-    let (deltas, stats_error) = match (before, after) {
-        (Ok(Some(b)), Ok(Some(a))) => (Some(thread_deltas(&b, &a)), None),
-        (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
-        _ => (None, None),
-    };
-    let requests: u64 = result.groups.iter().map(|g| g.requests).sum();
-    let cpu_us_per_request = match (cpu_before, cpu_after) {
-        (Ok(b), Ok(a)) if requests > 0 => {
-            Some(a.saturating_sub(b).as_secs_f64() * 1e6 / requests as f64)
-        }
-        _ => None,
-    };
-    Ok(Measured {
-        result,
-        deltas,
-        stats_error,
-        cpu_us_per_request,
-        disturbed: noise.disturbed(&Limits::for_throughput()),
-        noise,
-        anatomy,
-    })
-}
-
-/// How to start the servers `args` describe; applies `--client-cpus` to
-/// this process (so the client threads inherit it) after reading the CPUs
-/// the servers get: `--server-cpus`, or every CPU kvbench itself may use,
-/// so that servers never inherit `--client-cpus`.
-pub fn launcher(args: &ServerArgs) -> Result<Launcher> {
+/// How to start the servers `args` describe, with a throwaway certificate
+/// when `tls` (a run needs one) and an auth file with `--auth`; applies
+/// `--client-cpus` to this process (so the client threads inherit it)
+/// after reading the CPUs the servers get: `--server-cpus`, or every CPU
+/// kvbench itself may use, so that servers never inherit `--client-cpus`.
+pub fn launcher(args: &ServerArgs, tls: bool) -> Result<Launcher> {
     let kvserve = if args.patterns.is_empty() {
         PathBuf::new()
     } else {
@@ -379,10 +336,15 @@ pub fn launcher(args: &ServerArgs) -> Result<Launcher> {
             .apply()
             .with_context(|| format!("--client-cpus {list}"))?;
     }
+    let secrets = (tls || args.auth.is_some())
+        .then(|| Secrets::create(tls, args.auth.as_ref()))
+        .transpose()?;
     Ok(Launcher {
         kvserve,
         threads: args.threads.unwrap_or_else(num_cpus::get).max(1),
         server_args: args.server_args.clone(),
         cpus,
+        secrets,
+        auth: args.auth.clone(),
     })
 }
