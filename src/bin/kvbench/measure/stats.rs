@@ -22,9 +22,7 @@ pub fn ask(server: &Endpoint, args: &str, timeout: Duration) -> Result<String> {
 /// A connection for [`ask_on`] (over TLS and authenticated when the
 /// server wants it), with `timeout` on connecting, reads and writes.
 pub fn connect(server: &Endpoint, timeout: Duration) -> Result<Stream> {
-    server
-        .connect(timeout)
-        .with_context(|| format!("connecting to {server} for `stats`"))
+    Ok(server.connect(timeout)?)
 }
 
 /// [`ask`] on an open connection, which can ask again after it: the
