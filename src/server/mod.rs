@@ -1,4 +1,4 @@
-//! Sockets, connections and the four threading patterns.
+//! Sockets, connections and the five threading patterns.
 //!
 //! Serving a request, the same in every pattern:
 //! - [`connection`]: a client's buffers and socket I/O; [`command_log`]:
@@ -16,16 +16,17 @@
 //! - [`polling`]: what every polling thread shares: tokens, timeouts,
 //!   wiring, the end of a round.
 //! - [`event_loop`]: a thread that polls its home and executes its batches
-//!   itself (basic, and multi-reader's readers).
+//!   itself (basic, multi-reader's readers, reuseport's loops).
 //! - [`acceptor`]: accepting and dealing connections to readers, whose
 //!   threads it keeps (multi-reader, work-stealing).
-//! - [`listener`], [`notifier`], [`shutdown`]: binding and accepting,
+//! - [`listener`], [`notifier`], [`shutdown`]: binding (reuseport's
+//!   listeners sharing a port too) and accepting,
 //!   cross-thread wake-ups, and graceful stop; [`config`]: the command line.
 //! - [`process`]: the open-file limit, and the `listening on` line that
 //!   kvbench and the tests read the port from.
 //!
 //! [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
-//! side by side, each holding only what it alone has.
+//! `reuseport`, side by side, each holding only what it alone has.
 
 pub mod acceptor;
 pub mod batch;
@@ -62,7 +63,11 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     if let Err(e) = process::raise_fd_limit() {
         tracing::warn!("cannot raise the open-file limit: {e}");
     }
-    let listener = listener::bind(listen_addr(&config.listen, config.port)?)?;
+    let bind = match config.pattern {
+        Pattern::Reuseport => listener::bind_reuseport,
+        _ => listener::bind,
+    };
+    let listener = bind(listen_addr(&config.listen, config.port)?)?;
     let addr = listener.local_addr()?;
     let threads = config.threads();
     if config.pattern == Pattern::Basic && config.threads.is_some_and(|t| t != 1) {
@@ -101,6 +106,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         Pattern::MultiReader => patterns::multi_reader::run(start),
         Pattern::WorkerPool => patterns::worker_pool::run(start),
         Pattern::WorkStealing => patterns::work_stealing::run(start),
+        Pattern::Reuseport => patterns::reuseport::run(start),
     }?;
     tracing::info!("kvserve stopped");
     Ok(())
