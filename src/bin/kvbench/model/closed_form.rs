@@ -72,47 +72,59 @@ pub fn balls_into_bins_max(balls: usize, bins: usize) -> f64 {
 }
 
 /// P(no bin gets more than `most`) when `balls` are thrown into `bins`:
-/// with r balls left for b bins, the next bin gets j of them with
+/// with r balls left for the last b bins, the first of them gets j with
 /// probability Binomial(r, 1/b).
 fn all_at_most(balls: usize, bins: usize, most: usize, ln_factorial: &[f64]) -> f64 {
-    // ok[r]: P(the last b bins get at most `most` each, given r balls for
-    // them); for the last bin alone, r <= most.
-    let mut ok: Vec<f64> = (0..=balls)
-        .map(|r| if r <= most { 1.0 } else { 0.0 })
-        .collect();
-    for b in 2..=bins {
-        let p = 1.0 / b as f64;
-        // The bins dealt before these take `most` each at the most.
-        let fewest = balls.saturating_sub((bins - b) * most);
-        let mut next = vec![0.0; balls + 1];
-        for (r, slot) in next.iter_mut().enumerate().skip(fewest) {
-            *slot = binomial_sum(r, p, most, ln_factorial, |j| ok[r - j]);
-        }
-        ok = next;
+    if bins == 1 {
+        return if balls <= most { 1.0 } else { 0.0 };
     }
-    ok[balls]
+    // ok[r - lowest]: P(the last b bins get at most `most` each, given r
+    // balls for them), only for the r that the bins before can leave them
+    // (each of those takes `most` at the most; so r - j, for j <= `most`,
+    // is never below the previous `lowest`). For the last two, the first
+    // takes j and the other r - j, both at most `most`.
+    let mut lowest = balls.saturating_sub((bins - 2) * most);
+    let mut ok: Vec<f64> = (lowest..=balls)
+        .map(|r| binomial_sum(r, 0.5, r.saturating_sub(most), most, ln_factorial, |_| 1.0))
+        .collect();
+    for b in 3..=bins {
+        let fewest = balls.saturating_sub((bins - b) * most);
+        let next = (fewest..=balls)
+            .map(|r| {
+                let rest = |j: usize| ok[r - j - lowest];
+                binomial_sum(r, 1.0 / b as f64, 0, most, ln_factorial, rest)
+            })
+            .collect();
+        (ok, lowest) = (next, fewest);
+    }
+    ok[balls - lowest]
 }
 
-/// Σ over j <= `most` of Binomial(r, p) at j times `f(j)`. The terms are
-/// walked outwards from the largest, each from its neighbour (one
-/// exponential per sum, not per term), until they vanish.
+/// Σ over j from `from` to `to` (and r) of Binomial(r, p) at j times
+/// `f(j)`. The terms are walked outwards from the largest, each from its
+/// neighbour (one exponential per sum, not per term), until they vanish.
 fn binomial_sum(
     r: usize,
     p: f64,
-    most: usize,
+    from: usize,
+    to: usize,
     ln_factorial: &[f64],
     f: impl Fn(usize) -> f64,
 ) -> f64 {
     const NEGLIGIBLE: f64 = 1e-20;
+    let to = to.min(r);
+    if from > to {
+        return 0.0;
+    }
     let odds = p / (1.0 - p);
-    let start = (((r + 1) as f64 * p) as usize).min(r).min(most);
+    let start = (((r + 1) as f64 * p) as usize).clamp(from, to);
     let ln_term = ln_factorial[r] - ln_factorial[start] - ln_factorial[r - start]
         + start as f64 * p.ln()
         + (r - start) as f64 * (1.0 - p).ln();
     let largest = ln_term.exp();
     let mut sum = largest * f(start);
     let mut term = largest;
-    for j in start + 1..=most.min(r) {
+    for j in start + 1..=to {
         term *= (r - j + 1) as f64 / j as f64 * odds;
         sum += term * f(j);
         if term < NEGLIGIBLE * largest {
@@ -120,7 +132,7 @@ fn binomial_sum(
         }
     }
     let mut term = largest;
-    for j in (0..start).rev() {
+    for j in (from..start).rev() {
         term *= (j + 1) as f64 / (r - j) as f64 / odds;
         sum += term * f(j);
         if term < NEGLIGIBLE * largest {
