@@ -27,8 +27,7 @@ use crate::server::shutdown::Shutdown;
 /// What every pattern's `run` starts from; it runs on the calling thread
 /// until shutdown.
 pub struct Start {
-    /// Bound and listening (reuseport's with `SO_REUSEPORT`, its other
-    /// loops' listeners bound beside it).
+    /// Bound and listening.
     pub listener: TcpListener,
     /// `-t`: readers (multi-reader, work-stealing), workers (worker-pool)
     /// or event loops (reuseport); basic runs one thread.
