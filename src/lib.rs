@@ -7,7 +7,7 @@
 //!   (cas uniques, expiry, LRU eviction under a memory limit).
 //! - [`engine`]: executes a parsed request against the store and keeps the
 //!   per-thread statistics; every pattern calls it the same way.
-//! - [`server`]: sockets, connections and the four threading patterns,
+//! - [`server`]: sockets, connections and the five threading patterns,
 //!   side by side in `server/patterns/`.
 //! - [`tls`]: memcached's `-Z`: certificates, sessions and TLS counters.
 //! - [`auth`]: the users of `-Y`, memcached's ASCII authentication.

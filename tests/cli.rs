@@ -189,6 +189,55 @@ fn an_auth_file_that_does_not_parse_is_refused_naming_the_line() {
     assert!(mc_stderr.starts_with(&opening), "memcached: {mc_stderr}");
 }
 
+/// How `kvserve --pattern PATTERN -t 2 -p PORT` ends: exit status and stderr.
+fn start_on_port(pattern: &str, port: u16) -> (Option<i32>, String) {
+    let out = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_kvserve"))
+            .args(["--pattern", pattern, "-t", "2", "-l", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            .env_remove("RUST_LOG"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    (out.status.code(), stderr)
+}
+
+/// reuseport binds its listeners with `SO_REUSEPORT`, which a socket
+/// listening without it keeps out: the same refusal as the other patterns'.
+/// One listening with it (another kvserve reuseport) would let it in, to
+/// take a share of the connections into a cache of its own: refused too.
+#[test]
+fn reuseport_refuses_a_busy_port_as_the_other_patterns_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = (
+        Some(1),
+        format!("Error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)"),
+    );
+    assert_eq!(start_on_port("multi-reader", port), busy);
+    assert_eq!(start_on_port("reuseport", port), busy);
+    drop(taken);
+
+    let mut first = KvServer::start("reuseport", &["-t", "2"]);
+    let port = first.addr().port();
+    let busy = (
+        Some(1),
+        format!("Error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)"),
+    );
+    assert_eq!(start_on_port("reuseport", port), busy);
+    assert_eq!(start_on_port("multi-reader", port), busy);
+    // The first still serves, on each of its loops.
+    let mut c = first.connect();
+    assert_eq!(request(&mut c, b"set k 0 0 1\r\nv\r\n"), b"STORED\r\n");
+    for _ in 0..8 {
+        let mut c = first.connect();
+        assert_eq!(
+            request(&mut c, b"get k\r\n"),
+            b"VALUE k 0 1\r\nv\r\nEND\r\n"
+        );
+    }
+    assert!(first.stop().success());
+}
+
 #[test]
 fn smallest_memory_memcached_accepts_serves() {
     let server = KvServer::start("basic", &["-m", "2"]);

@@ -139,7 +139,7 @@ fn roles_name_who_does_each_stage(pattern: &str) {
         name.split(':').next().unwrap().to_string()
     };
     let (reads, executes) = match pattern {
-        "basic" => ("loop", "loop"),
+        "basic" | "reuseport" => ("loop", "loop"),
         "worker-pool" => ("dispatch", "worker"),
         _ => ("reader", "reader"),
     };

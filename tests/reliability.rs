@@ -44,7 +44,9 @@ fn server_args<'a>(pattern: &str, extra: &[&'a str]) -> Vec<&'a str> {
 const MIB: u64 = 1024;
 
 /// The server still runs, logged no panic, and serves fresh clients (one
-/// per reader at least, so a dead reader of multi-reader would show).
+/// per reader at least, so a dead reader of multi-reader would show; and
+/// 16, so that a dead one of reuseport's two loops, which the kernel
+/// deals connections to at random, would show but for 1 time in 65,536).
 fn assert_healthy(server: &mut KvServer, pattern: &str, after: &str) {
     assert_eq!(
         server.try_exit_status(),
@@ -57,7 +59,7 @@ fn assert_healthy(server: &mut KvServer, pattern: &str, after: &str) {
         !log.contains("panicked"),
         "[{pattern}] server panicked after {after}:\n{log}"
     );
-    for i in 0..6u32 {
+    for i in 0..16u32 {
         let mut c = server.connect();
         let key = format!("fresh:{i}");
         let value = format!("fresh value {i}");

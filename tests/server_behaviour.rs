@@ -819,6 +819,7 @@ fn thread_stats(pattern: &str) {
         "multi-reader" => (&[("acceptor", 1), ("reader", 3)], 4),
         "worker-pool" => (&[("dispatch", 1), ("worker", 3)], 4),
         "work-stealing" => (&[("acceptor", 1), ("reader", 3)], 4),
+        "reuseport" => (&[("loop", 3)], 3),
         _ => unreachable!(),
     };
     for &(role, n) in want_roles {

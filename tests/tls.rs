@@ -475,7 +475,7 @@ fn tls_time_is_counted_where_it_is_spent(pattern: &str) {
             .sum()
     };
     let (owner, executor) = match pattern {
-        "basic" => ("loop", "loop"),
+        "basic" | "reuseport" => ("loop", "loop"),
         "worker-pool" => ("dispatch", "worker"),
         _ => ("reader", "reader"),
     };

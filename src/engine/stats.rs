@@ -31,7 +31,8 @@ impl Counter {
 /// What a thread does in its pattern, as `stats threads` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// basic's single thread: accepts, reads, executes and writes.
+    /// An event loop with a listener of its own (basic's single thread,
+    /// reuseport's loops): accepts, reads, executes and writes.
     Loop,
     /// multi-reader's thread that only accepts and hands out connections.
     Acceptor,

@@ -18,16 +18,20 @@ pub enum Pattern {
     /// Readers own connections as in multi-reader; an idle reader steals
     /// parsed batches from a busy one (ZygOS).
     WorkStealing,
+    /// N event loops, each with its own listener on the same port
+    /// (SO_REUSEPORT): the kernel deals connections by hash (NGINX's reuseport).
+    Reuseport,
 }
 
 impl Pattern {
     /// Every pattern, in the order the docs draw them: the one list that
     /// kvbench starts and the tests run each scenario against.
-    pub const ALL: [Pattern; 4] = [
+    pub const ALL: [Pattern; 5] = [
         Pattern::Basic,
         Pattern::MultiReader,
         Pattern::WorkerPool,
         Pattern::WorkStealing,
+        Pattern::Reuseport,
     ];
 
     /// The pattern as `--pattern` spells it, and as `stats` reports it.
@@ -37,6 +41,7 @@ impl Pattern {
             Pattern::MultiReader => "multi-reader",
             Pattern::WorkerPool => "worker-pool",
             Pattern::WorkStealing => "work-stealing",
+            Pattern::Reuseport => "reuseport",
         }
     }
 }
@@ -68,9 +73,9 @@ pub struct Config {
     /// ssl_session_cache (resumption), ssl_wbuf_size=KIB.
     #[arg(short = 'o', long = "extended", value_name = "OPTIONS")]
     pub extended: Vec<String>,
-    /// Reader threads (multi-reader, work-stealing) or worker threads
-    /// (worker-pool); the
-    /// acceptor or dispatch thread comes on top. basic always uses one.
+    /// Reader threads (multi-reader, work-stealing), worker threads
+    /// (worker-pool) or event loops (reuseport); the acceptor or dispatch
+    /// thread comes on top. basic always uses one.
     /// Default: the number of cores.
     #[arg(short = 't', long)]
     pub threads: Option<usize>,

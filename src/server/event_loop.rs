@@ -1,7 +1,7 @@
 //! A readiness event loop over many connections: read, parse, execute,
-//! write, all on one thread. basic runs one with the listener in it;
-//! multi-reader runs one per reader thread, fed with connections by its
-//! acceptor.
+//! write, all on one thread. basic runs one with the listener in it, and
+//! reuseport one per listener; multi-reader runs one per reader thread,
+//! fed with connections by its acceptor.
 //!
 //! It serves its connections as the batch patterns do (a [`Home`], whose
 //! batches it executes itself), so that one state machine serves every
@@ -43,7 +43,7 @@ use crate::store::unix_now;
 
 /// Where an event loop's connections come from.
 enum Intake {
-    /// basic: the loop owns the listener and accepts itself.
+    /// basic, reuseport: the loop owns its listeners and accepts itself.
     Listener(Listeners),
     /// multi-reader: an acceptor thread sends connections here.
     Inbox(Receiver<Accepted>),
@@ -65,7 +65,7 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// basic's loop: it accepts on `listener` itself.
+    /// basic's loop, or one of reuseport's: it accepts on `listener` itself.
     pub fn with_listener(
         mut listeners: Listeners,
         engine: &Arc<Engine>,

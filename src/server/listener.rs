@@ -1,7 +1,8 @@
 //! The listening sockets and the accept step every pattern shares:
 //! connection limit, counters, socket options. A server may listen on
 //! several addresses (`-l a,b`), each plaintext or TLS (memcached's
-//! `notls:` prefix names a plaintext one beside TLS ones).
+//! `notls:` prefix names a plaintext one beside TLS ones); reuseport
+//! binds each address once per loop, on a shared port.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -42,6 +43,18 @@ impl Listeners {
         }
     }
 
+    /// reuseport: a listener beside each of these, on the same address
+    /// and port, for another loop (see [`bind_beside`]).
+    pub fn beside(&self) -> anyhow::Result<Listeners> {
+        let each = self.0.iter().map(|l| {
+            Ok(Listener {
+                socket: bind_beside(&l.socket)?,
+                tls: l.tls,
+            })
+        });
+        Ok(Listeners(each.collect::<anyhow::Result<_>>()?))
+    }
+
     /// The address each listens on.
     pub fn addrs(&self) -> io::Result<Vec<SocketAddr>> {
         self.0.iter().map(|l| l.socket.local_addr()).collect()
@@ -50,12 +63,53 @@ impl Listeners {
 
 /// Binds a non-blocking listener with memcached's backlog (1024).
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    listen(bound(addr, false)?)
+}
+
+/// reuseport's first listener: bound with `SO_REUSEPORT`, so that
+/// [`bind_beside`] can bind the other loops' listeners to the same address
+/// and the kernel deals new connections over them by a hash of each
+/// connection's addresses.
+///
+/// A port another socket listens on is refused with [`bind`]'s error, even
+/// when that socket has `SO_REUSEPORT` too: the kernel lets any process of
+/// the same user join it, and a second kvserve that did would silently take
+/// a share of the connections into a cache of its own, so a client's `set`
+/// and its next `get` could meet different caches. So the port is first
+/// bound without `SO_REUSEPORT`, as [`bind`] binds it (which fails on a
+/// socket listening there, with or without the option), and let go. A
+/// process that binds it with `SO_REUSEPORT` between the two binds is not
+/// caught.
+pub fn bind_reuseport(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    if addr.port() != 0 {
+        drop(bound(addr, false)?);
+    }
+    listen(bound(addr, true)?)
+}
+
+/// Another listener on the address of `first` (from [`bind_reuseport`]),
+/// which shares its port: the kernel deals new connections between them.
+pub fn bind_beside(first: &TcpListener) -> anyhow::Result<TcpListener> {
+    listen(bound(first.local_addr()?, true)?)
+}
+
+/// A non-blocking socket bound to `addr`, with `SO_REUSEADDR` (a port
+/// whose last connections are still in TIME_WAIT can be bound again) and,
+/// if asked, `SO_REUSEPORT`.
+fn bound(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket
         .bind(&addr.into())
         .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(socket)
+}
+
+fn listen(socket: Socket) -> anyhow::Result<TcpListener> {
     socket.listen(1024)?;
     Ok(TcpListener::from_std(socket.into()))
 }

@@ -1,4 +1,4 @@
-//! Sockets, connections and the four threading patterns.
+//! Sockets, connections and the five threading patterns.
 //!
 //! Serving a request, the same in every pattern:
 //! - [`connection`]: a client's buffers and socket I/O, through a TLS
@@ -17,16 +17,17 @@
 //! - [`polling`]: what every polling thread shares: tokens, timeouts,
 //!   wiring, the end of a round.
 //! - [`event_loop`]: a thread that polls its home and executes its batches
-//!   itself (basic, and multi-reader's readers).
+//!   itself (basic, multi-reader's readers, reuseport's loops).
 //! - [`acceptor`]: accepting and dealing connections to readers, whose
 //!   threads it keeps (multi-reader, work-stealing).
-//! - [`listener`], [`notifier`], [`shutdown`]: binding and accepting,
+//! - [`listener`], [`notifier`], [`shutdown`]: binding (reuseport's
+//!   listeners sharing a port too) and accepting,
 //!   cross-thread wake-ups, and graceful stop; [`config`]: the command line.
 //! - [`process`]: the open-file limit, and the `listening on` line that
 //!   kvbench and the tests read the port from.
 //!
 //! [`patterns`]: `basic`, `multi_reader`, `worker_pool`, `work_stealing`,
-//! side by side, each holding only what it alone has.
+//! `reuseport`, side by side, each holding only what it alone has.
 
 pub mod acceptor;
 pub mod batch;
@@ -123,6 +124,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         Pattern::MultiReader => patterns::multi_reader::run(start),
         Pattern::WorkerPool => patterns::worker_pool::run(start),
         Pattern::WorkStealing => patterns::work_stealing::run(start),
+        Pattern::Reuseport => patterns::reuseport::run(start),
     }?;
     tracing::info!("kvserve stopped");
     Ok(())
@@ -143,10 +145,11 @@ fn bind_all(config: &Config, tls: bool, authenticated: bool) -> anyhow::Result<L
                  anyone who can reach it can read, change and flush every item"
             );
         }
-        listeners.push(Listener {
-            socket: listener::bind(addr)?,
-            tls,
-        });
+        let socket = match config.pattern {
+            Pattern::Reuseport => listener::bind_reuseport(addr)?,
+            _ => listener::bind(addr)?,
+        };
+        listeners.push(Listener { socket, tls });
     }
     Ok(Listeners(listeners))
 }

@@ -1025,11 +1025,12 @@ pub fn write_big_values(server: &KvServer, writers: usize, per_writer: usize) {
 /// calling `$f` (a function or closure, seen from inside the module, which
 /// imports everything of its parent) with its pattern's name:
 /// `per_pattern!(ordering, ordering)` makes `ordering::basic`,
-/// `ordering::multi_reader`, `ordering::worker_pool` and
-/// `ordering::work_stealing`, so that a failure names its pattern.
+/// `ordering::multi_reader`, `ordering::worker_pool`,
+/// `ordering::work_stealing` and `ordering::reuseport`, so that a failure
+/// names its pattern.
 /// Attributes written first (`#[ignore = "..."]`) go on each test.
 ///
-/// With `and memcached`, a fifth test, `ordering::memcached`, calls `$f`
+/// With `and memcached`, one more test, `ordering::memcached`, calls `$f`
 /// with [`MEMCACHED`]: the scenario run against the real memcached, the
 /// check that what it expects of kvserve is what memcached does. Such a
 /// scenario starts its server with [`KvServer::start_suite`].
@@ -1054,12 +1055,14 @@ macro_rules! per_pattern {
                 Pattern::Basic
                 | Pattern::MultiReader
                 | Pattern::WorkerPool
-                | Pattern::WorkStealing => (),
+                | Pattern::WorkStealing
+                | Pattern::Reuseport => (),
             };
             per_pattern!(@test [$($attr)*] basic, $f, Pattern::Basic.name());
             per_pattern!(@test [$($attr)*] multi_reader, $f, Pattern::MultiReader.name());
             per_pattern!(@test [$($attr)*] worker_pool, $f, Pattern::WorkerPool.name());
             per_pattern!(@test [$($attr)*] work_stealing, $f, Pattern::WorkStealing.name());
+            per_pattern!(@test [$($attr)*] reuseport, $f, Pattern::Reuseport.name());
             $(per_pattern!(@test [] $memcached, $f, crate::common::MEMCACHED);)?
         }
     };

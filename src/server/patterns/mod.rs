@@ -1,4 +1,4 @@
-//! The four threading patterns, side by side. Each holds only what makes
+//! The five threading patterns, side by side. Each holds only what makes
 //! it different: which threads there are (its `run` starts them) and
 //! which thread executes a batch. Connections, parsing, serving
 //! ([`crate::server::batch`]) and statistics are shared.
@@ -9,9 +9,11 @@
 //! | `multi_reader`  | an acceptor; N reader event loops           | the reader owning the connection |
 //! | `worker_pool`   | a dispatch thread; N workers                | any worker                       |
 //! | `work_stealing` | an acceptor; N readers                      | its reader, or an idle one that stole it |
+//! | `reuseport`     | N event loops, each with its own listener   | the loop whose listener took the connection |
 
 pub mod basic;
 pub mod multi_reader;
+pub mod reuseport;
 pub mod work_stealing;
 pub mod worker_pool;
 
@@ -26,8 +28,8 @@ use crate::server::shutdown::Shutdown;
 pub struct Start {
     /// Bound and listening.
     pub listeners: Listeners,
-    /// `-t`: readers (multi-reader, work-stealing) or workers
-    /// (worker-pool); basic runs one thread.
+    /// `-t`: readers (multi-reader, work-stealing), workers (worker-pool)
+    /// or event loops (reuseport); basic runs one thread.
     pub threads: usize,
     pub engine: Arc<Engine>,
     pub shutdown: Arc<Shutdown>,

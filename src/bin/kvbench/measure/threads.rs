@@ -1,6 +1,7 @@
 //! `stats threads`: reading a kvserve's per-thread counters, the difference
 //! a measured run made to them, how evenly the executing threads shared
-//! the work, and what each role's threads did (who pays for TLS).
+//! the work, how evenly connections were dealt to them, and what each
+//! role's threads did (who pays for TLS).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
 use super::stats;
+use crate::model::dealing::max_over_mean;
 use crate::net::stream::Stream;
 use crate::net::Endpoint;
 
@@ -107,12 +109,37 @@ pub fn imbalance(threads: &[ThreadStat]) -> Option<f64> {
         .filter(|t| matches!(t.role.as_str(), "loop" | "reader" | "worker"))
         .map(|t| t.requests)
         .collect();
-    let total: u64 = executing.iter().sum();
-    if total == 0 {
+    max_over_mean(&executing)
+}
+
+/// How a pattern dealt its connections to the threads that serve their
+/// own (loops and readers): their role, how many there are, the
+/// connections taken, and the busiest's over the mean (1.0 is even).
+/// `None` with fewer than two such threads, or before any connection.
+pub fn connection_spread(threads: &[ThreadStat]) -> Option<Spread> {
+    let serving: Vec<&ThreadStat> = threads
+        .iter()
+        .filter(|t| matches!(t.role.as_str(), "loop" | "reader"))
+        .collect();
+    let counts: Vec<u64> = serving.iter().map(|t| t.connections).collect();
+    if counts.len() < 2 {
         return None;
     }
-    let mean = total as f64 / executing.len() as f64;
-    Some(*executing.iter().max()? as f64 / mean)
+    Some(Spread {
+        role: serving[0].role.clone(),
+        threads: counts.len(),
+        connections: counts.iter().sum(),
+        max_over_mean: max_over_mean(&counts)?,
+    })
+}
+
+/// What [`connection_spread`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spread {
+    pub role: String,
+    pub threads: usize,
+    pub connections: u64,
+    pub max_over_mean: f64,
 }
 
 /// What the threads of one role did over a measured run.
@@ -223,6 +250,44 @@ mod tests {
         assert_eq!(imbalance(&[delta("worker", 0), delta("worker", 0)]), None);
         assert_eq!(imbalance(&[delta("acceptor", 9)]), None);
         assert_eq!(imbalance(&[]), None);
+    }
+
+    fn taken(role: &str, connections: u64) -> ThreadStat {
+        ThreadStat {
+            role: role.into(),
+            connections,
+            ..ThreadStat::default()
+        }
+    }
+
+    #[test]
+    fn connection_spread_over_the_threads_that_serve_their_own() {
+        // reuseport: four loops.
+        let t = [
+            taken("loop", 20),
+            taken("loop", 12),
+            taken("loop", 16),
+            taken("loop", 16),
+        ];
+        let spread = connection_spread(&t).unwrap();
+        assert_eq!((spread.role.as_str(), spread.threads), ("loop", 4));
+        assert_eq!((spread.connections, spread.max_over_mean), (64, 1.25));
+        // multi-reader: the acceptor counts what it accepted; left out.
+        let t = [
+            taken("acceptor", 64),
+            taken("reader", 32),
+            taken("reader", 32),
+        ];
+        assert_eq!(connection_spread(&t).unwrap().max_over_mean, 1.0);
+        // basic's one loop, worker-pool's workers (which take none), or
+        // nothing taken yet: nothing to say.
+        assert_eq!(connection_spread(&[taken("loop", 9)]), None);
+        let t = [taken("dispatch", 9), taken("worker", 0), taken("worker", 0)];
+        assert_eq!(connection_spread(&t), None);
+        assert_eq!(
+            connection_spread(&[taken("loop", 0), taken("loop", 0)]),
+            None
+        );
     }
 
     #[test]

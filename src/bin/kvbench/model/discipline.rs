@@ -1,13 +1,14 @@
-//! The three threading patterns as queueing disciplines, and the
-//! event-driven serving of a list of requests under one of them.
+//! The threading patterns as queueing disciplines, and the event-driven
+//! serving of a list of requests under one of them.
 //!
 //! What is modelled, as the server behaves, at zero overhead (no dispatch,
 //! parsing, network or wake-up cost):
 //!
 //! - a connection is *ready* when it has arrived-but-unserved requests and
 //!   no batch in service; ready connections wait in a FIFO, one per server
-//!   ([`Discipline::Single`], [`Discipline::Partitioned`]) or one shared by
-//!   all servers ([`Discipline::Central`]);
+//!   ([`Discipline::Single`], [`Discipline::Partitioned`],
+//!   [`Discipline::Hashed`]) or one shared by all servers
+//!   ([`Discipline::Central`]);
 //! - a free server takes the head connection and serves, one after another,
 //!   up to `batch_limit` of the requests that had arrived when it took it,
 //!   stopping early after the request that brings the batch's work to the
@@ -23,6 +24,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use super::dealing;
+
 /// Which threading pattern is modelled: how connections are spread over
 /// servers (threads) and queues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +35,10 @@ pub enum Discipline {
     /// multi-reader: k event loops; connection c lives on loop c % k
     /// (connections dealt round-robin): k × M/G/1.
     Partitioned { servers: usize },
+    /// reuseport: k event loops; each connection lives on a loop drawn at
+    /// random ([`dealing::hashed`], as the kernel's hash of its addresses
+    /// spreads them), so the loops' shares of the load are uneven.
+    Hashed { servers: usize },
     /// worker-pool: one central FIFO of ready connections, k workers
     /// (M/G/k), a connection has one batch in flight.
     Central { servers: usize },
@@ -42,15 +49,20 @@ impl Discipline {
     pub fn servers(&self) -> usize {
         match *self {
             Discipline::Single => 1,
-            Discipline::Partitioned { servers } | Discipline::Central { servers } => servers.max(1),
+            Discipline::Partitioned { servers }
+            | Discipline::Hashed { servers }
+            | Discipline::Central { servers } => servers.max(1),
         }
     }
 
-    /// The FIFO that connection `c` waits in.
-    fn queue_of(&self, connection: usize) -> usize {
+    /// The FIFO that each of `connections` waits in; a hashed discipline
+    /// deals them by `dealing` (a seed).
+    fn queues(&self, connections: usize, dealing: u64) -> Vec<usize> {
+        let k = self.servers();
         match *self {
-            Discipline::Partitioned { .. } => connection % self.servers(),
-            Discipline::Single | Discipline::Central { .. } => 0,
+            Discipline::Partitioned { .. } => (0..connections).map(|c| c % k).collect(),
+            Discipline::Hashed { .. } => dealing::hashed(connections, k, dealing),
+            Discipline::Single | Discipline::Central { .. } => vec![0; connections],
         }
     }
 
@@ -58,7 +70,9 @@ impl Discipline {
     fn servers_by_queue(&self) -> Vec<Vec<usize>> {
         match *self {
             Discipline::Single => vec![vec![0]],
-            Discipline::Partitioned { .. } => (0..self.servers()).map(|s| vec![s]).collect(),
+            Discipline::Partitioned { .. } | Discipline::Hashed { .. } => {
+                (0..self.servers()).map(|s| vec![s]).collect()
+            }
             Discipline::Central { .. } => vec![(0..self.servers()).collect()],
         }
     }
@@ -98,10 +112,16 @@ pub(super) struct Batching {
     pub slice: Option<u64>,
 }
 
-/// Serves `requests` (sorted by arrival time) under `discipline`; every
+/// Serves `requests` (sorted by arrival time) under `discipline`, its
+/// connections dealt to FIFOs by `dealing` if it deals at random; every
 /// request is followed to completion.
-pub(super) fn serve(discipline: Discipline, batching: Batching, requests: &[Request]) -> Served {
-    let mut run = Run::new(discipline, batching, requests);
+pub(super) fn serve(
+    discipline: Discipline,
+    batching: Batching,
+    requests: &[Request],
+    dealing: u64,
+) -> Served {
+    let mut run = Run::new(discipline, batching, requests, dealing);
     let mut arrived = 0;
     loop {
         let next_end = run.batch_ends.peek().map(|&Reverse((at, _))| at);
@@ -148,8 +168,9 @@ struct Batch {
 
 /// The state of one serving run.
 struct Run<'a> {
-    discipline: Discipline,
     batching: Batching,
+    /// Per connection: the FIFO it waits in.
+    queue_of: Vec<usize>,
     requests: &'a [Request],
     /// Request indices grouped by connection, each group in arrival order:
     /// connection c's are `members[group_start[c]..group_start[c + 1]]`.
@@ -169,7 +190,12 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(discipline: Discipline, batching: Batching, requests: &'a [Request]) -> Self {
+    fn new(
+        discipline: Discipline,
+        batching: Batching,
+        requests: &'a [Request],
+        dealing: u64,
+    ) -> Self {
         debug_assert!(requests.windows(2).all(|w| w[0].arrival <= w[1].arrival));
         let connections = requests.iter().map(|r| r.connection + 1).max().unwrap_or(0);
         let mut group_start = vec![0; connections + 1];
@@ -193,8 +219,8 @@ impl<'a> Run<'a> {
             .map(|servers| servers.into_iter().rev().collect())
             .collect();
         Run {
-            discipline,
             batching,
+            queue_of: discipline.queues(connections, dealing),
             requests,
             members,
             group_start,
@@ -213,7 +239,7 @@ impl<'a> Run<'a> {
     fn arrive(&mut self, connection: usize, now: u64) {
         if self.states[connection] == ConnectionState::Idle {
             self.make_ready(connection);
-            self.dispatch(self.discipline.queue_of(connection), now);
+            self.dispatch(self.queue_of[connection], now);
         }
     }
 
@@ -229,14 +255,14 @@ impl<'a> Run<'a> {
         } else {
             self.states[connection] = ConnectionState::Idle;
         }
-        let queue = self.discipline.queue_of(connection);
+        let queue = self.queue_of[connection];
         self.idle_servers[queue].push(server);
         self.dispatch(queue, now);
     }
 
     fn make_ready(&mut self, connection: usize) {
         self.states[connection] = ConnectionState::Queued;
-        self.ready[self.discipline.queue_of(connection)].push_back(connection);
+        self.ready[self.queue_of[connection]].push_back(connection);
     }
 
     /// Whether `connection` has requests that arrived by `now` and are unserved.
@@ -326,7 +352,7 @@ mod tests {
         // during that batch and is served next (30..40); the one at 50 finds
         // the connection idle.
         let reqs = requests(10, &[(0, 0), (2, 0), (5, 0), (25, 0), (50, 0)]);
-        let served = serve(Discipline::Single, UNBATCHED, &reqs);
+        let served = serve(Discipline::Single, UNBATCHED, &reqs, 0);
         assert_eq!(done_times(&served), [10, 30, 30, 40, 60]);
         assert_eq!(start_times(&served), [0, 10, 20, 30, 50]);
         assert_eq!(served.busy, 50);
@@ -341,7 +367,7 @@ mod tests {
             limit: 2,
             slice: None,
         };
-        let served = serve(Discipline::Single, batching, &reqs);
+        let served = serve(Discipline::Single, batching, &reqs, 0);
         assert_eq!(done_times(&served), [10, 30, 30, 50, 40]);
     }
 
@@ -355,21 +381,21 @@ mod tests {
             limit: 20,
             slice: Some(25),
         };
-        let served = serve(Discipline::Central { servers: 1 }, batching, &reqs);
+        let served = serve(Discipline::Central { servers: 1 }, batching, &reqs, 0);
         assert_eq!(done_times(&served), [10, 40, 40, 40, 50]);
         // A slice shorter than one request still serves that request.
         let batching = Batching {
             limit: 20,
             slice: Some(1),
         };
-        let served = serve(Discipline::Central { servers: 1 }, batching, &reqs);
+        let served = serve(Discipline::Central { servers: 1 }, batching, &reqs, 0);
         assert_eq!(done_times(&served), [10, 20, 30, 40, 50]);
     }
 
     #[test]
     fn an_arrival_as_a_batch_ends_is_pending_then() {
         let reqs = requests(10, &[(0, 0), (10, 0), (10, 1)]);
-        let served = serve(Discipline::Single, UNBATCHED, &reqs);
+        let served = serve(Discipline::Single, UNBATCHED, &reqs, 0);
         // Connection 0 rejoins at 10 behind connection 1, which became
         // ready at 10 while 0 was still in service.
         assert_eq!(done_times(&served), [10, 30, 20]);
@@ -379,11 +405,11 @@ mod tests {
     fn partitioned_connections_wait_only_for_their_own_loop() {
         // Two loops: connections 0 and 2 share loop 0, 1 has loop 1 alone.
         let reqs = requests(10, &[(0, 0), (1, 2), (2, 1)]);
-        let served = serve(Discipline::Partitioned { servers: 2 }, UNBATCHED, &reqs);
+        let served = serve(Discipline::Partitioned { servers: 2 }, UNBATCHED, &reqs, 0);
         assert_eq!(done_times(&served), [10, 20, 12]);
         // The same arrivals on one central queue with two workers: the
         // second worker takes connection 2 at once.
-        let served = serve(Discipline::Central { servers: 2 }, UNBATCHED, &reqs);
+        let served = serve(Discipline::Central { servers: 2 }, UNBATCHED, &reqs, 0);
         assert_eq!(done_times(&served), [10, 11, 20]);
     }
 
@@ -392,7 +418,7 @@ mod tests {
         // Two idle workers, but the second request of connection 0 waits
         // for the first's batch to end.
         let reqs = requests(10, &[(0, 0), (1, 0)]);
-        let served = serve(Discipline::Central { servers: 2 }, UNBATCHED, &reqs);
+        let served = serve(Discipline::Central { servers: 2 }, UNBATCHED, &reqs, 0);
         assert_eq!(done_times(&served), [10, 20]);
     }
 }

@@ -3,6 +3,8 @@
 //! from its model is what the pattern itself costs.
 //!
 //! - [`discipline`]: the patterns as queueing disciplines, and the serving.
+//! - [`dealing`]: connections dealt to loops at random (reuseport), and
+//!   how uneven that leaves them.
 //! - [`sim`]: simulated runs, and the highest load meeting an SLO.
 //! - [`closed_form`]: the textbook results the simulator is checked against.
 //! - [`empirical`]: measured distributions (the server's stage times) for
@@ -15,6 +17,7 @@
 
 #[cfg(test)]
 mod closed_form;
+pub mod dealing;
 pub mod discipline;
 pub mod empirical;
 pub mod sim;

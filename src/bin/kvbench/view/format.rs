@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::watch::{StageTimes, Watch};
 use crate::measure::snapshot::Snapshot;
+use crate::measure::threads::connection_spread;
+use crate::model::dealing::expected_max_over_mean;
 
 /// A rate or count in at most five characters: `950`, `12.5k`, `3.1M`.
 pub fn rate(v: f64) -> String {
@@ -107,6 +109,23 @@ pub fn connections(s: &Snapshot) -> String {
 /// server started (`stats threads` counts no more), not those open now,
 /// which only the header's total gives.
 pub const CONNS_HEADING: &str = "total conns";
+
+/// The heading of how connections were dealt.
+pub const DEALT_HEADING: &str = "conns dealt";
+
+/// How evenly the threads that serve their own connections (loops,
+/// readers) have taken them since the server started, beside what dealing
+/// as many over as many threads at random gives on average (balls into
+/// bins, as reuseport's kernel deals them): `64 over 4 loops, busiest 1.25x
+/// the mean (at random: 1.27x)`. `None` with fewer than two such threads.
+pub fn dealt(s: &Snapshot) -> Option<String> {
+    let spread = connection_spread(s.threads.as_deref()?)?;
+    let at_random = expected_max_over_mean(spread.connections as usize, spread.threads);
+    Some(format!(
+        "{} over {} {}s, busiest {:.2}x the mean (at random: {at_random:.2}x)",
+        spread.connections, spread.threads, spread.role, spread.max_over_mean
+    ))
+}
 
 /// What failing readings mean: the server cannot be reached, or, after it
 /// answered once, it was lost.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{self, CONNS_HEADING, NO_THREAD_STATS};
+use super::format::{self, CONNS_HEADING, DEALT_HEADING, NO_THREAD_STATS};
 use super::watch::Watch;
 
 /// The block of text for the watch's latest refresh, ending in a blank line.
@@ -59,6 +59,9 @@ pub fn render(watch: &Watch) -> String {
             format::STAGES_HEADING,
             format::stages(stages)
         );
+    }
+    if let Some(dealt) = format::dealt(s) {
+        let _ = writeln!(out, "{DEALT_HEADING}: {dealt}");
     }
     match &rates.threads {
         None => {
@@ -123,6 +126,29 @@ mod tests {
         assert_eq!(row(2), ["2", "worker", "0", "1.0k", "20.0", "0", "20.0k"]);
         assert_eq!(lines.len(), 8, "a blank line ends the block: {text}");
         assert!(text.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn loops_dealt_connections_get_a_line_beside_random_dealing() {
+        let base = Instant::now();
+        let mut watch = Watch::new("127.0.0.1:11211", Duration::from_secs(1));
+        let general = "STAT uptime 5\r\nSTAT threads 4\r\nSTAT pattern reuseport\r\nEND\r\n";
+        let loops: String = [20, 12, 16, 16]
+            .iter()
+            .enumerate()
+            .map(|(n, c)| format!("STAT {n}:role loop\r\nSTAT {n}:connections {c}\r\n"))
+            .collect();
+        let threads = loops + "END\r\n";
+        watch.record(Ok(reading(base, 0.0, general, Some(&threads))));
+        watch.record(Ok(reading(base, 1.0, general, Some(&threads))));
+        let text = render(&watch);
+        let at_random = crate::model::dealing::expected_max_over_mean(64, 4);
+        let want = format!(
+            "conns dealt: 64 over 4 loops, busiest 1.25x the mean (at random: {at_random:.2}x)"
+        );
+        assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+        // Of 64 over 4, the fullest holds 20.2 on average (balls into bins).
+        assert!((1.25..1.28).contains(&at_random), "{at_random}");
     }
 
     #[test]

@@ -112,6 +112,9 @@ fn header_lines(watch: &Watch) -> Vec<Line<'static>> {
             ));
         }
     }
+    if let Some(dealt) = format::dealt(s) {
+        lines.push(Line::from(field(format::DEALT_HEADING, dealt).to_vec()));
+    }
     lines
 }
 

@@ -120,6 +120,7 @@ impl Subject {
             // which is the central queue (with the same slice); real
             // stealing approaches it from above.
             "work-stealing" => Some(Discipline::Central { servers: k }),
+            "reuseport" => Some(Discipline::Hashed { servers: k }),
             _ => None,
         }
     }
