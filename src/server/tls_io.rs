@@ -154,17 +154,24 @@ impl TlsIo {
     ) -> io::Result<(usize, bool)> {
         let mut taken = 0;
         loop {
+            let mut took = 0;
             if taken < plaintext.len() {
                 let started = Instant::now();
-                let n = self.session.writer().write(&plaintext[taken..])?;
+                took = self.session.writer().write(&plaintext[taken..])?;
                 stats.tls_ns.add(started.elapsed().as_nanos() as u64);
-                taken += n;
+                taken += took;
             }
             if !self.send(stream)? {
                 return Ok((taken, false));
             }
             if taken == plaintext.len() {
                 return Ok((taken, true));
+            }
+            if took == 0 {
+                // The session takes nothing and has nothing to send: only
+                // before its handshake ends, which a client's requests
+                // (and so replies) cannot precede. Wait for the socket.
+                return Ok((taken, false));
             }
         }
     }

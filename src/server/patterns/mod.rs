@@ -10,6 +10,12 @@
 //! | `worker_pool`   | a dispatch thread; N workers                | any worker                       |
 //! | `work_stealing` | an acceptor; N readers                      | its reader, or an idle one that stole it |
 //! | `reuseport`     | N event loops, each with its own listener   | the loop whose listener took the connection |
+//!
+//! Over TLS the same table says where the crypto runs: the thread that
+//! owns a connection does its handshake and decrypts what it reads (never
+//! an acceptor; worker-pool's dispatch thread for every connection), and
+//! the thread that executes a batch encrypts the replies it writes
+//! (docs/tls.md).
 
 pub mod basic;
 pub mod multi_reader;

@@ -17,10 +17,10 @@ use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
 
 use crate::load::client::{self, RequestGen};
-use crate::load::driver::{follow, RunResult};
 use crate::load::options::Options;
+use crate::load::progress::follow;
 use crate::load::reply::{printable, ErrorKind, Expect, Outcome, ReplyParser};
-use crate::load::stats::GroupStats;
+use crate::load::stats::{GroupStats, RunResult};
 use crate::load::workload::Plan;
 
 /// Replies and errors so far, for the progress bar.

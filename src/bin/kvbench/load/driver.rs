@@ -2,10 +2,10 @@
 //! threads ([`super::client_thread`]), starts them together, shows
 //! progress, and merges what they measured ([`super::stats`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use indicatif::ProgressBar;
@@ -14,18 +14,9 @@ use crate::load::churn;
 use crate::load::client;
 use crate::load::client_thread::{client_thread, Shared};
 use crate::load::options::Options;
-use crate::load::stats::GroupStats;
+use crate::load::progress::follow;
+use crate::load::stats::{GroupStats, RunResult};
 use crate::load::workload::{Plan, WorkloadName};
-
-/// The measured part of a run.
-#[derive(Debug)]
-pub struct RunResult {
-    /// Per group of the plan, merged over threads.
-    pub groups: Vec<GroupStats>,
-    /// From the start of the load until the last reply (or the grace period's end).
-    pub elapsed: Duration,
-    pub client_threads: usize,
-}
 
 /// Which connections each client thread drives: `(group, index in group)`.
 /// With several groups and enough threads, each group gets threads of its
@@ -102,35 +93,6 @@ pub fn measure(plan: &Plan, opts: &Options, bar: &ProgressBar) -> Result<RunResu
         elapsed,
         client_threads: threads,
     })
-}
-
-/// Shows the run's progress on `bar` (position: elapsed milliseconds)
-/// from `done` and `failed`, the counts of replies and errors, until
-/// `finished` says the client threads are.
-pub fn follow(
-    bar: &ProgressBar,
-    duration: Duration,
-    done: &AtomicU64,
-    failed: &AtomicU64,
-    finished: impl Fn() -> bool,
-) {
-    let start = Instant::now();
-    let total_ms = duration.as_millis() as u64;
-    bar.set_length(total_ms.max(1));
-    bar.set_position(0);
-    while !finished() {
-        thread::sleep(Duration::from_millis(100));
-        let elapsed = start.elapsed();
-        bar.set_position((elapsed.as_millis() as u64).min(total_ms));
-        let done = done.load(Ordering::Relaxed);
-        let failed = failed.load(Ordering::Relaxed);
-        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(if elapsed > duration {
-            format!("{done} replies, {failed} errors; draining")
-        } else {
-            format!("{rate:.0} ops/s, {failed} errors")
-        });
-    }
 }
 
 #[cfg(test)]

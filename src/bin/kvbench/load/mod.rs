@@ -9,7 +9,8 @@
 //! - [`warmup`]: every key set once before the run.
 //! - [`options`]: how a run drives the server.
 //! - [`driver`]: the measured run, over [`client_thread`]s.
-//! - [`stats`]: what a group of connections did.
+//! - [`stats`]: what a group of connections did, and a run.
+//! - [`progress`]: the progress bar of a run.
 //! - [`timer`]: precise wake-ups.
 
 pub mod arrivals;
@@ -18,6 +19,7 @@ pub mod client;
 pub mod client_thread;
 pub mod driver;
 pub mod options;
+pub mod progress;
 pub mod reply;
 pub mod stats;
 pub mod timer;

@@ -8,6 +8,16 @@ use hdrhistogram::Histogram;
 
 use crate::load::reply::{ErrorKind, Expect, Outcome};
 
+/// The measured part of a run.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Per group of the plan, merged over threads.
+    pub groups: Vec<GroupStats>,
+    /// From the start of the load until the last reply (or the grace period's end).
+    pub elapsed: Duration,
+    pub client_threads: usize,
+}
+
 /// Latencies above this many nanoseconds (100 s) are clamped.
 const HIST_MAX_NS: u64 = 100_000_000_000;
 

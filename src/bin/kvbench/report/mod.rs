@@ -22,10 +22,10 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::driver::RunResult;
 use crate::load::options::Options;
 use crate::load::reply::ErrorKind;
 use crate::load::stats::GroupStats;
+use crate::load::stats::RunResult;
 use crate::load::warmup::WarmupResult;
 use crate::load::workload::{GroupSpec, Plan};
 use crate::measure::noise::{short_time, Noise};

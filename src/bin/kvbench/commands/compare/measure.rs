@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::RUN_TIMEOUT;
-use crate::load::driver;
 use crate::load::options::Options;
 use crate::load::workload::{self, Security, WorkloadName};
+use crate::load::{driver, stats};
 use crate::measure::anatomy::{self, Anatomy};
 use crate::measure::noise::{Limits, Noise, NoiseMeter};
 use crate::measure::server_cpu::process_cpu_time;
@@ -21,7 +21,7 @@ use crate::servers::ServerProc;
 /// One measured run of a workload against a running server, with its
 /// threads' counters, its CPU time and the noise beside it.
 pub struct Measured {
-    pub result: driver::RunResult,
+    pub result: stats::RunResult,
     pub deltas: Option<Vec<ThreadStat>>,
     /// Wall time between the two readings of `stats threads`.
     pub window: Duration,
